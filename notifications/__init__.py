@@ -1,0 +1,1 @@
+"""Short-message delivery (SMS, push) through pluggable provider backends."""

@@ -1,0 +1,1 @@
+"""Auto-renewal billing compliance for Django."""

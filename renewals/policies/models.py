@@ -1,0 +1,200 @@
+"""The shape of a rule pack: what a jurisdiction requires of an auto-renewal.
+
+Packs are frozen pydantic models, loaded from the TOML files in ``packs/`` and from
+``RENEWALS["POLICIES"]``. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PackStatus(StrEnum):
+    IN_FORCE = "in_force"
+    NOT_IN_FORCE = "not_in_force"  # enacted or proposed, not yet applicable
+    INACTIVE = "inactive"  # vacated or repealed: kept as a reference only
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    PUSH = "push"
+
+
+class GateRemedy(StrEnum):
+    DEFER = "defer"  # hold the charge, send the notice, renew once its window has passed
+    LAPSE = "lapse"  # do not renew: the subscription ends at the period end
+
+
+class CancellationFlow(StrEnum):
+    ONE_CLICK = "one_click"  # a single action ends auto-renewal
+    TWO_STEP_BUTTON = "two_step_button"  # a labelled button, a confirmation page, a final button
+    WITHDRAWAL = "withdrawal"  # a withdrawal function, then a confirmation
+
+
+#: Fields a renewal notice message may be required to carry.
+MessageField = Literal[
+    "service_name",
+    "amount",
+    "currency",
+    "renewal_date",
+    "how_to_cancel",
+    "cancel_url",
+    "new_amount",
+]
+
+#: Fields the disclosure beside a consent control may be required to show.
+DisclosureField = Literal[
+    "service_name",
+    "amount",
+    "currency",
+    "interval",
+    "first_renewal_date",
+    "trial",
+    "how_to_cancel",
+    "renewal_wording",
+]
+
+
+class LegalSource(Frozen):
+    citation: str
+    url: str | None = None
+    note: str = ""
+
+
+class ConsentRules(Frozen):
+    separate_control: bool = True
+    never_pre_ticked: bool = True
+    not_bundled: bool = True
+    pre_service_disclosure: bool = True
+    disclosure_fields: tuple[DisclosureField, ...] = ()
+    acknowledgment_required: bool = False
+
+
+@dataclass(frozen=True)
+class RenewalContext:
+    """What a notice rule needs to know about one upcoming renewal."""
+
+    term_days: int  # length of the term that this renewal starts, in calendar days
+    ends_trial: bool  # the renewal is the first charge after a free trial or promotion
+    trial_days: int  # length of that trial (0 when there is none)
+    price_change: bool  # the renewal is charged at a different amount than the last one
+
+
+class Applicability(Frozen):
+    """Which renewals a notice rule covers; every field left as ``None`` matches all."""
+
+    min_term_days: int | None = Field(default=None, ge=1)
+    max_term_days: int | None = Field(default=None, ge=1)
+    ends_trial: bool | None = None
+    min_trial_days: int | None = Field(default=None, ge=0)
+    price_change: bool | None = None
+
+    def matches(self, ctx: RenewalContext) -> bool:
+        if self.min_term_days is not None and ctx.term_days < self.min_term_days:
+            return False
+        if self.max_term_days is not None and ctx.term_days > self.max_term_days:
+            return False
+        if self.ends_trial is not None and ctx.ends_trial != self.ends_trial:
+            return False
+        if self.min_trial_days is not None and ctx.trial_days <= self.min_trial_days:
+            return False
+        return self.price_change is None or ctx.price_change == self.price_change
+
+
+class NoticeRule(Frozen):
+    """One notice the law requires before a renewal, and the window it must go out in."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    title: str
+    source: str = Field(description="The citation, from the pack's sources, this rule rests on.")
+    applies_to: Applicability = Applicability()
+    earliest_days_before: int = Field(ge=0, description="The window opens this long before.")
+    latest_days_before: int = Field(ge=0, description="The window closes this long before.")
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    strategy: Literal["all", "first_success"] = "all"
+    delivered_when: Literal["accepted", "delivered"] = "accepted"
+    required_fields: tuple[MessageField, ...] = ()
+
+    @model_validator(mode="after")
+    def _window_is_ordered(self) -> NoticeRule:
+        if self.latest_days_before > self.earliest_days_before:
+            raise ValueError(
+                f"latest_days_before ({self.latest_days_before}) must not exceed "
+                f"earliest_days_before ({self.earliest_days_before})"
+            )
+        return self
+
+    def window(self, renewal_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The (opens, closes) instants of this rule's window for a renewal, in exact days."""
+        return (
+            renewal_at - dt.timedelta(days=self.earliest_days_before),
+            renewal_at - dt.timedelta(days=self.latest_days_before),
+        )
+
+
+class CancellationRules(Frozen):
+    flow: CancellationFlow = CancellationFlow.ONE_CLICK
+    online_if_signed_up_online: bool = True
+    login_required: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+    confirmation_required: bool = True
+    withdrawal_days: int | None = Field(default=None, ge=1)
+
+
+class RetentionRules(Frozen):
+    """How long consent and notice evidence must be kept: the longer of the two periods."""
+
+    min_years: int = Field(default=3, ge=0)
+    years_after_contract_end: int = Field(default=0, ge=0)
+
+
+class RulePack(Frozen):
+    code: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=32)
+    title: str
+    jurisdiction: str
+    status: PackStatus
+    effective_from: dt.date | None = None
+    effective_until: dt.date | None = None
+    sources: tuple[LegalSource, ...] = Field(min_length=1)
+    consent: ConsentRules = ConsentRules()
+    notices: tuple[NoticeRule, ...] = ()
+    cancellation: CancellationRules = CancellationRules()
+    retention: RetentionRules = RetentionRules()
+    gate_remedy: GateRemedy = GateRemedy.DEFER
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RulePack:
+        ids = [rule.id for rule in self.notices]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"notice rule ids must be unique, repeated: {duplicated}")
+        citations = {source.citation for source in self.sources}
+        for rule in self.notices:
+            if rule.source not in citations:
+                raise ValueError(
+                    f"notice rule {rule.id!r} cites {rule.source!r}, which is not in sources"
+                )
+        if self.effective_until and self.effective_from and self.effective_until < self.effective_from:
+            raise ValueError("effective_until must not be before effective_from")
+        return self
+
+    def notices_for(self, ctx: RenewalContext) -> tuple[NoticeRule, ...]:
+        """The notice rules that cover a renewal described by ``ctx``."""
+        return tuple(rule for rule in self.notices if rule.applies_to.matches(ctx))
+
+    def in_force_on(self, day: dt.date) -> bool:
+        if self.status is not PackStatus.IN_FORCE:
+            return False
+        if self.effective_from and day < self.effective_from:
+            return False
+        return not (self.effective_until and day > self.effective_until)
