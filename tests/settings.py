@@ -15,7 +15,8 @@ DATABASES = {
     "default": dj_database_url.parse(os.environ.get("DATABASE_URL", "sqlite:///:memory:")),
 }
 # A suffix keeps parallel runs on one PostgreSQL server out of each other's test database.
-DATABASES["default"]["TEST"] = {"NAME": "test_renewals" + os.environ.get("TEST_DB_SUFFIX", "")}
+if "sqlite" not in DATABASES["default"]["ENGINE"]:
+    DATABASES["default"]["TEST"] = {"NAME": "test_renewals" + os.environ.get("TEST_DB_SUFFIX", "")}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
