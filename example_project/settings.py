@@ -55,7 +55,7 @@ TEMPLATES = [
     }
 ]
 
-Q_CLUSTER = {"name": "example", "orm": "default", "workers": 1}
+Q_CLUSTER = {"name": "example", "orm": "default", "workers": 1, "timeout": 60, "retry": 120}
 
 RENEWALS = {"DEFAULT_POLICY": "cn"}
 NOTIFICATIONS: dict = {}

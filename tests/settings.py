@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django_q",
     "notifications",
     "renewals",
+    "example_project",
 ]
 
 MIDDLEWARE = [
@@ -55,7 +56,12 @@ TEMPLATES = [
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-Q_CLUSTER = {"name": "tests", "orm": "default", "sync": True}
+Q_CLUSTER = {"name": "tests", "orm": "default", "sync": True, "timeout": 60, "retry": 120}
 
 RENEWALS: dict = {}
-NOTIFICATIONS: dict = {}
+NOTIFICATIONS: dict = {
+    "BACKENDS": {
+        "sms": {"BACKEND": "notifications.backends.locmem.SMSBackend"},
+        "push": {"BACKEND": "notifications.backends.locmem.PushBackend"},
+    },
+}

@@ -20,7 +20,7 @@ class Frozen(BaseModel):
 
 class PackStatus(StrEnum):
     IN_FORCE = "in_force"
-    NOT_IN_FORCE = "not_in_force"  # enacted or proposed, not yet applicable
+    NOT_IN_FORCE = "not_in_force"  # enacted or proposed, with no date of application yet
     INACTIVE = "inactive"  # vacated or repealed: kept as a reference only
 
 
@@ -67,6 +67,7 @@ DisclosureField = Literal[
 class LegalSource(Frozen):
     citation: str
     url: str | None = None
+    effective_from: dt.date | None = None
     note: str = ""
 
 
@@ -134,10 +135,17 @@ class NoticeRule(Frozen):
         return self
 
     def window(self, renewal_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-        """The (opens, closes) instants of this rule's window for a renewal, in exact days."""
+        """The (opens, closes) instants of this rule's window for a renewal.
+
+        Days are exact 24-hour days of elapsed time, also across a daylight-saving change;
+        the instants are returned in ``renewal_at``'s time zone.
+        """
+        if renewal_at.utcoffset() is None:
+            raise ValueError("renewal_at must be an aware datetime")
+        at = renewal_at.astimezone(dt.UTC)
         return (
-            renewal_at - dt.timedelta(days=self.earliest_days_before),
-            renewal_at - dt.timedelta(days=self.latest_days_before),
+            (at - dt.timedelta(days=self.earliest_days_before)).astimezone(renewal_at.tzinfo),
+            (at - dt.timedelta(days=self.latest_days_before)).astimezone(renewal_at.tzinfo),
         )
 
 
@@ -184,7 +192,11 @@ class RulePack(Frozen):
                 raise ValueError(
                     f"notice rule {rule.id!r} cites {rule.source!r}, which is not in sources"
                 )
-        if self.effective_until and self.effective_from and self.effective_until < self.effective_from:
+        if (
+            self.effective_until
+            and self.effective_from
+            and self.effective_until < self.effective_from
+        ):
             raise ValueError("effective_until must not be before effective_from")
         return self
 

@@ -1,0 +1,67 @@
+"""System checks of the renewals configuration (ids ``renewals.E0xx`` / ``W0xx``).
+
+Ids are never reused. E001-E009 and W001-W009 belong to the rule packs
+(:mod:`renewals.policies.checks`); E010 onwards to the rest of the settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+from .conf import DEFAULTS, renewals_settings
+from .gateways import get_gateway
+from .policies.checks import check_policies
+
+register(check_policies)
+
+
+@register()
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """Every RENEWALS value is valid, and no key is a typo."""
+    messages: list[CheckMessage] = []
+    for key in DEFAULTS:
+        if key in ("POLICIES", "DEFAULT_POLICY", "POLICY_RESOLVER", "GATEWAY"):
+            continue  # reported by their own checks
+        try:
+            getattr(renewals_settings, key)
+        except ImproperlyConfigured as exc:
+            messages.append(Error(str(exc), id="renewals.E011"))
+    messages += [
+        Warning(
+            f"RENEWALS[{key!r}] is not a setting of django-renewals.",
+            hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+            id="renewals.W010",
+        )
+        for key in renewals_settings.unknown_keys()
+    ]
+    return messages
+
+
+@register(Tags.compatibility)
+def check_gateway(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """The billing gateway can be built, and reports no problem of its own."""
+    try:
+        gateway = get_gateway()
+    except ImproperlyConfigured as exc:
+        return [
+            Error(
+                str(exc),
+                hint="Set RENEWALS['GATEWAY']['BACKEND'] to a BillingGateway class, e.g. "
+                "'renewals.gateways.local.LocalGateway'.",
+                id="renewals.E010",
+            )
+        ]
+    return gateway.check()

@@ -1,0 +1,24 @@
+"""The renewals models, one module per concept."""
+
+from .audit import AuditCheckpoint, AuditEvent
+from .consent import Consent, ConsentChannel, RevokedVia
+from .notice import PENDING_NOTICE_STATUSES, NoticeStatus, RenewalNotice
+from .subscription import LIVE_STATUSES, TRANSITIONS, Status, Subscription
+from .terms import Interval, RenewalTerms
+
+__all__ = [
+    "LIVE_STATUSES",
+    "PENDING_NOTICE_STATUSES",
+    "TRANSITIONS",
+    "AuditCheckpoint",
+    "AuditEvent",
+    "Consent",
+    "ConsentChannel",
+    "Interval",
+    "NoticeStatus",
+    "RenewalNotice",
+    "RenewalTerms",
+    "RevokedVia",
+    "Status",
+    "Subscription",
+]

@@ -1,0 +1,107 @@
+"""The tamper-evident audit log: one hash chain per subscription, plus checkpoints.
+
+Each :class:`AuditEvent` commits to the previous event of its chain, so editing or deleting a
+row breaks the chain at that row. Chains are per subscription, so writers for different
+subscriptions never wait for each other. An :class:`AuditCheckpoint` periodically commits to
+the head of every chain, so deleting the newest events, or a whole chain, is detected too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from ..canonical import sha256_of
+
+GENESIS = "0" * 64
+
+
+class AuditEvent(models.Model):
+    chain = models.CharField(_("chain"), max_length=64)
+    sequence = models.PositiveBigIntegerField(_("sequence in chain"))
+    kind = models.CharField(_("event"), max_length=64)
+    subscription = models.ForeignKey(
+        "renewals.Subscription",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+    )
+    actor = models.CharField(_("actor"), max_length=200)
+    data = models.JSONField(_("data"), default=dict)
+    occurred_at = models.DateTimeField(_("occurred"))
+    prev_hash = models.CharField(_("previous hash"), max_length=64)
+    hash = models.CharField(_("hash"), max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["chain", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain", "sequence"], name="renewals_audit_one_row_per_link"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chain}#{self.sequence} {self.kind}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValidationError(_("Audit events are append-only."))
+        self.hash = self.compute_hash()
+        super().save(*args, **kwargs)
+
+    def content(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain,
+            "sequence": self.sequence,
+            "kind": self.kind,
+            "subscription": self.subscription_id,
+            "actor": self.actor,
+            "data": self.data,
+            "occurred_at": self.occurred_at,
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        return sha256_of(self.content())
+
+
+class AuditCheckpoint(models.Model):
+    """A signed-off picture of every chain's head; checkpoints form a chain of their own."""
+
+    sequence = models.PositiveBigIntegerField(_("sequence"), unique=True)
+    created_at = models.DateTimeField(_("created"))
+    heads = models.JSONField(_("chain heads"), help_text=_("chain -> [sequence, hash]"))
+    prev_hash = models.CharField(_("previous hash"), max_length=64)
+    hash = models.CharField(_("hash"), max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = _("audit checkpoint")
+        verbose_name_plural = _("audit checkpoints")
+        ordering = ["sequence"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.sequence} ({len(self.heads)} chains)"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValidationError(_("Audit checkpoints are append-only."))
+        self.hash = self.compute_hash()
+        super().save(*args, **kwargs)
+
+    def content(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "created_at": self.created_at,
+            "heads": self.heads,
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        return sha256_of(self.content())

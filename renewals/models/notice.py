@@ -1,0 +1,81 @@
+"""A notice the rules require before one renewal, with the window it must go out in."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class NoticeStatus(models.TextChoices):
+    PLANNED = "planned", _("planned")
+    SENDING = "sending", _("being sent")
+    SENT = "sent", _("accepted by a provider")
+    DELIVERED = "delivered", _("delivered")
+    FAILED = "failed", _("failed")
+    WITHDRAWN = "withdrawn", _("withdrawn: the renewal will not happen")
+    MISSED = "missed", _("missed: not out before the window closed")
+
+
+#: Statuses in which the notice is still to go out.
+PENDING_NOTICE_STATUSES = frozenset({NoticeStatus.PLANNED, NoticeStatus.SENDING})
+
+
+class RenewalNotice(models.Model):
+    subscription = models.ForeignKey(
+        "renewals.Subscription", on_delete=models.PROTECT, related_name="notices"
+    )
+    renewal_at = models.DateTimeField(_("renewal it announces"))
+    policy = models.CharField(_("rule pack"), max_length=32)
+    rule_id = models.CharField(_("notice rule"), max_length=64)
+    window_opens_at = models.DateTimeField(_("window opens"))
+    window_closes_at = models.DateTimeField(_("window closes"))
+    send_at = models.DateTimeField(_("planned send"))
+    channels = models.JSONField(_("channels"), default=list)
+    strategy = models.CharField(_("channel strategy"), max_length=16, default="all")
+    delivered_when = models.CharField(
+        _("counts as given when"),
+        max_length=16,
+        default="accepted",
+        help_text=_("'accepted' by a provider, or 'delivered' by a receipt."),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=NoticeStatus.choices, default=NoticeStatus.PLANNED
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    lease_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("accepted"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("planned at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("renewal notice")
+        verbose_name_plural = _("renewal notices")
+        ordering = ["renewal_at", "rule_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "renewal_at", "rule_id"],
+                name="renewals_notice_once_per_renewal_and_rule",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(window_opens_at__lte=models.F("window_closes_at")),
+                name="renewals_notice_window_ordered",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "send_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} before {self.renewal_at:%Y-%m-%d %H:%M} UTC ({self.status})"
+
+    @property
+    def given_at(self) -> dt.datetime | None:
+        """When the notice counts as given under its rule, or ``None``."""
+        return self.delivered_at if self.delivered_when == "delivered" else self.sent_at
+
+    def given_in_window(self) -> bool:
+        """Was the notice given inside its window, as the renewal gate requires?"""
+        given = self.given_at
+        return given is not None and self.window_opens_at <= given <= self.window_closes_at

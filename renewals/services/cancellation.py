@@ -1,0 +1,146 @@
+"""Switching auto-renewal off (and on again), and telling the gateway."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..exceptions import GatewayError, IllegalTransition
+from ..gateways import get_gateway
+from ..models import (
+    PENDING_NOTICE_STATUSES,
+    Consent,
+    NoticeStatus,
+    RenewalNotice,
+    RevokedVia,
+    Subscription,
+)
+from ..signals import auto_renewal_changed
+from .audit import actor_label, record_event
+from .consent import ConsentEvidence, record_consent
+
+logger = logging.getLogger("renewals")
+
+
+@dataclass(frozen=True)
+class CancellationResult:
+    subscription: Subscription
+    changed: bool  # False when auto-renewal was already off: nothing happened
+    service_ends_at: dt.datetime | None  # the paid term runs until then
+
+
+def cancel_auto_renewal(
+    subscription: Subscription, *, actor: Any, via: str, reason: str | None = None
+) -> CancellationResult:
+    """Switch auto-renewal off: the current term runs out and nothing more is charged.
+
+    Idempotent: a second call changes nothing and records nothing. Records who, when and
+    through which route (``via``: a :class:`~renewals.models.RevokedVia` value), revokes the
+    consent, withdraws pending notices, and tells the gateway once the change is committed.
+    """
+    via = RevokedVia(via)
+    with transaction.atomic():
+        subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        if not subscription.auto_renew:
+            return CancellationResult(subscription, False, subscription.next_renewal_at)
+        now = timezone.now()
+        subscription.auto_renew = False
+        subscription.gateway_sync_pending = True
+        subscription.save(update_fields=["auto_renew", "gateway_sync_pending", "updated_at"])
+        revoked = Consent.objects.filter(subscription=subscription, revoked_at__isnull=True).update(
+            revoked_at=now,
+            revoked_via=via,
+            revoked_by=actor if actor is not None and not isinstance(actor, str) else None,
+            revoke_reason=reason or "",
+        )
+        withdrawn = list(
+            subscription.notices.filter(status__in=PENDING_NOTICE_STATUSES).values_list(
+                "pk", flat=True
+            )
+        )
+        RenewalNotice.objects.filter(pk__in=withdrawn).update(
+            status=NoticeStatus.WITHDRAWN, lease_until=None, updated_at=now
+        )
+        record_event(
+            "auto_renewal_cancelled",
+            subscription=subscription,
+            actor=actor,
+            at=now,
+            data={
+                "via": via.value,
+                "reason": reason or "",
+                "service_ends_at": subscription.next_renewal_at,
+                "consents_revoked": revoked,
+                "notices_withdrawn": withdrawn,
+            },
+        )
+        transaction.on_commit(lambda: sync_gateway(subscription.pk))
+        auto_renewal_changed.send(
+            sender=Subscription, subscription=subscription, enabled=False, actor=actor, via=via
+        )
+    return CancellationResult(subscription, True, subscription.next_renewal_at)
+
+
+def resume_auto_renewal(
+    subscription: Subscription, *, evidence: ConsentEvidence | None, actor: Any
+) -> Subscription:
+    """Switch auto-renewal on again; requires fresh consent to the current terms."""
+    from .scheduling import plan_notices
+
+    with transaction.atomic():
+        subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        if not subscription.is_live:
+            raise IllegalTransition(subscription.status, "auto-renewal on")
+        if subscription.auto_renew:
+            return subscription
+        record_consent(subscription, evidence, actor=actor)
+        subscription.auto_renew = True
+        subscription.gateway_sync_pending = True
+        subscription.save(update_fields=["auto_renew", "gateway_sync_pending", "updated_at"])
+        record_event(
+            "auto_renewal_resumed",
+            subscription=subscription,
+            actor=actor,
+            data={"next_renewal_at": subscription.next_renewal_at, "by": actor_label(actor)},
+        )
+        plan_notices(subscription)
+        transaction.on_commit(lambda: sync_gateway(subscription.pk))
+        auto_renewal_changed.send(
+            sender=Subscription, subscription=subscription, enabled=True, actor=actor, via=None
+        )
+    return subscription
+
+
+def sync_gateway(subscription_id: int) -> bool:
+    """Tell the gateway the subscription's auto-renewal state; ``True`` once it agrees.
+
+    Runs after commit; on failure the flag stays set, and :func:`sync_pending_gateways`
+    (run by the reconcile task) tries again, so a crash between the two steps is repaired.
+    """
+    subscription = Subscription.objects.get(pk=subscription_id)
+    try:
+        get_gateway().set_auto_renew(subscription, subscription.auto_renew)
+    except GatewayError:
+        logger.warning("Gateway sync failed for subscription %s; will retry.", subscription_id)
+        return False
+    done = Subscription.objects.filter(
+        pk=subscription_id, auto_renew=subscription.auto_renew, gateway_sync_pending=True
+    ).update(gateway_sync_pending=False)
+    if done:
+        record_event(
+            "gateway_synced",
+            subscription=subscription,
+            data={"gateway": subscription.gateway, "auto_renew": subscription.auto_renew},
+        )
+    return bool(done)
+
+
+def sync_pending_gateways() -> int:
+    """Retry every unconfirmed gateway change; return how many the gateway now agrees with."""
+    pending = Subscription.objects.filter(gateway_sync_pending=True).values_list("pk", flat=True)
+    return sum(sync_gateway(pk) for pk in pending)

@@ -1,0 +1,141 @@
+"""Taking consent to auto-renewal, and starting a subscription with it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..conf import renewals_settings
+from ..exceptions import (
+    ConsentBundled,
+    ConsentMissing,
+    ConsentNotAffirmative,
+    ConsentPreTicked,
+    StaleTermsHash,
+)
+from ..models import Consent, RenewalTerms, Status, Subscription
+from ..periods import add_interval
+from ..policies import get_pack, resolve_policy
+from .audit import record_event
+
+
+@dataclass(frozen=True)
+class ConsentEvidence:
+    """What the consent form saw; :class:`renewals.forms.ConsentFormMixin` builds it."""
+
+    affirmative: bool  # the control was ticked when the form was submitted
+    control_initially_unticked: bool  # the control was rendered unticked
+    terms_hash: str  # the hash of the terms the form showed
+    channel: str  # a ConsentChannel value
+    form_id: str  # which form or screen took the consent
+    ip_address: str | None = None
+    user_agent: str = ""
+    locale: str = ""
+    bundled_with: tuple[str, ...] = ()  # other agreements the same control also accepted
+    disclosure_text: str = ""  # the disclosure shown beside the control, as plain text
+
+
+def validate_consent(evidence: ConsentEvidence | None, terms: RenewalTerms, policy: str) -> None:
+    """Raise the :class:`~renewals.exceptions.ConsentError` that says why consent is refused."""
+    if evidence is None:
+        raise ConsentMissing()
+    rules = get_pack(policy).consent
+    if not evidence.affirmative:
+        raise ConsentNotAffirmative()
+    if rules.never_pre_ticked and not evidence.control_initially_unticked:
+        raise ConsentPreTicked()
+    if rules.not_bundled and evidence.bundled_with:
+        raise ConsentBundled(", ".join(evidence.bundled_with))
+    if evidence.terms_hash != terms.content_hash:
+        raise StaleTermsHash(evidence.terms_hash, terms.content_hash)
+
+
+def record_consent(
+    subscription: Subscription, evidence: ConsentEvidence | None, *, actor: Any = None
+) -> Consent:
+    """Store consent to the subscription's current terms, after checking it is valid."""
+    validate_consent(evidence, subscription.terms, subscription.policy)
+    assert evidence is not None
+    consent = Consent.objects.create(
+        subscription=subscription,
+        user=subscription.user,
+        terms=subscription.terms,
+        terms_hash=evidence.terms_hash,
+        policy=subscription.policy,
+        granted_at=timezone.now(),
+        channel=evidence.channel,
+        ip_address=evidence.ip_address,
+        user_agent=evidence.user_agent,
+        locale=evidence.locale,
+        form_id=evidence.form_id,
+        control_initially_unticked=evidence.control_initially_unticked,
+        disclosure_text=evidence.disclosure_text,
+    )
+    evidence_data = {k: v for k, v in asdict(evidence).items() if k != "disclosure_text"}
+    record_event(
+        "consent_granted",
+        subscription=subscription,
+        actor=actor if actor is not None else subscription.user,
+        data={"consent": consent.pk, **evidence_data, "bundled_with": list(evidence.bundled_with)},
+        at=consent.granted_at,
+    )
+    return consent
+
+
+def subscribe(
+    user: Any,
+    terms: RenewalTerms,
+    evidence: ConsentEvidence | None,
+    *,
+    time_zone: str | None = None,
+    policy: str | None = None,
+    start: dt.datetime | None = None,
+) -> Subscription:
+    """Start an auto-renewing subscription on ``terms`` with the user's consent.
+
+    Nothing is written unless the consent is valid. The first renewal is at the end of the
+    trial, or one term after ``start`` (default: now); its notices are planned at once.
+    """
+    from .scheduling import plan_notices
+
+    policy = policy or resolve_policy(user, terms)
+    validate_consent(evidence, terms, policy)
+    start = start or timezone.now()
+    with transaction.atomic():
+        subscription = Subscription.objects.create(
+            user=user,
+            terms=terms,
+            policy=policy,
+            time_zone=time_zone or renewals_settings.time_zone_name,
+            auto_renew=True,
+            current_period_start=start,
+        )
+        zone = subscription.zone
+        if terms.trial_days:
+            trial_end = add_interval(start, "day", terms.trial_days, zone)
+            subscription.transition_to(
+                Status.TRIALING, trial_ends_at=trial_end, next_renewal_at=trial_end
+            )
+        else:
+            renewal = add_interval(start, terms.interval, terms.interval_count, zone)
+            subscription.transition_to(Status.ACTIVE, next_renewal_at=renewal)
+        record_event(
+            "subscribed",
+            subscription=subscription,
+            actor=user,
+            data={
+                "terms": terms.pk,
+                "terms_hash": terms.content_hash,
+                "policy": policy,
+                "status": subscription.status,
+                "next_renewal_at": subscription.next_renewal_at,
+                "time_zone": subscription.time_zone,
+            },
+        )
+        record_consent(subscription, evidence, actor=user)
+        plan_notices(subscription)
+    return subscription

@@ -1,0 +1,94 @@
+"""The renewal gate: may this renewal be charged, and if not, why and what now."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from ..models import Consent, RenewalNotice, Subscription
+from ..policies import GateRemedy, get_pack
+from ..signals import renewal_held
+from .audit import record_event
+from .scheduling import renewal_context
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """``allowed``, or the ``reasons`` it is not and the ``remedy`` the rule pack prescribes."""
+
+    allowed: bool
+    reasons: tuple[str, ...] = ()
+    remedy: GateRemedy | None = None
+
+
+def renewal_gate(subscription: Subscription, renewal_time: dt.datetime) -> GateDecision:
+    """Decide whether the renewal at ``renewal_time`` may be charged, and record the answer.
+
+    A renewal needs a live subscription with auto-renewal on, an unrevoked consent to its
+    current terms, and every notice its rule pack requires given inside its window. Without
+    consent the remedy is always ``lapse``: nothing can make that charge lawful. A missing
+    notice gets the pack's remedy (``defer``: send it and renew later; ``lapse``).
+    """
+    subscription.refresh_from_db()
+    reasons = _consent_reasons(subscription)
+    if reasons:
+        decision = GateDecision(False, reasons, GateRemedy.LAPSE)
+    else:
+        reasons = _notice_reasons(subscription, renewal_time)
+        pack = get_pack(subscription.policy)
+        decision = GateDecision(not reasons, reasons, pack.gate_remedy if reasons else None)
+    record_event(
+        "renewal_gate",
+        subscription=subscription,
+        data={
+            "renewal_at": renewal_time,
+            "allowed": decision.allowed,
+            "reasons": list(decision.reasons),
+            "remedy": decision.remedy.value if decision.remedy else None,
+        },
+    )
+    if not decision.allowed:
+        renewal_held.send(
+            sender=Subscription,
+            subscription=subscription,
+            renewal_at=renewal_time,
+            decision=decision,
+        )
+    return decision
+
+
+def _consent_reasons(subscription: Subscription) -> tuple[str, ...]:
+    if not subscription.is_live:
+        return (f"the subscription is {subscription.status}",)
+    if not subscription.auto_renew:
+        return ("auto-renewal is off",)
+    consented = Consent.objects.filter(
+        subscription=subscription,
+        revoked_at__isnull=True,
+        terms_hash=subscription.terms.content_hash,
+    ).exists()
+    return () if consented else ("no unrevoked consent to the current terms",)
+
+
+def _notice_reasons(subscription: Subscription, renewal_time: dt.datetime) -> tuple[str, ...]:
+    pack = get_pack(subscription.policy)
+    if not pack.in_force_on(renewal_time.date()):
+        return ()
+    rules = pack.notices_for(renewal_context(subscription, renewal_time))
+    notices = {
+        notice.rule_id: notice
+        for notice in RenewalNotice.objects.filter(
+            subscription=subscription, renewal_at=renewal_time, rule_id__in=[r.id for r in rules]
+        )
+    }
+    reasons = []
+    for rule in rules:
+        notice = notices.get(rule.id)
+        if notice is None:
+            reasons.append(f"notice {rule.id!r} was never planned")
+        elif not notice.given_in_window():
+            reasons.append(
+                f"notice {rule.id!r} was not given between {notice.window_opens_at:%Y-%m-%d %H:%M}"
+                f" and {notice.window_closes_at:%Y-%m-%d %H:%M} UTC (status {notice.status})"
+            )
+    return tuple(reasons)

@@ -1,0 +1,162 @@
+"""Planning the notices a renewal needs, at a sensible local hour inside each window."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..conf import renewals_settings
+from ..models import PENDING_NOTICE_STATUSES, NoticeStatus, RenewalNotice, Subscription
+from ..periods import add_interval, calendar_days
+from ..policies import NoticeRule, RenewalContext, get_pack
+from .audit import record_event
+
+
+def renewal_context(subscription: Subscription, renewal_at: dt.datetime) -> RenewalContext:
+    """What the notice rules need to know about the renewal at ``renewal_at``."""
+    terms = subscription.renewal_terms()
+    zone = subscription.zone
+    term_end = add_interval(renewal_at, terms.interval, terms.interval_count, zone)
+    ends_trial = subscription.trial_ends_at is not None and renewal_at == subscription.trial_ends_at
+    return RenewalContext(
+        term_days=calendar_days(renewal_at, term_end, zone),
+        ends_trial=ends_trial,
+        trial_days=subscription.terms.trial_days if ends_trial else 0,
+        price_change=terms.amount != subscription.terms.amount,
+    )
+
+
+def _at_hour(day: dt.date, hour: int, zone: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=zone).astimezone(dt.UTC)
+
+
+def latest_daytime_at_or_before(
+    instant: dt.datetime, zone: ZoneInfo, hours: tuple[int, int]
+) -> dt.datetime:
+    """The latest whole local hour in ``[start, end)`` at or before ``instant``."""
+    start, end = hours
+    local = instant.astimezone(zone)
+    if start <= local.hour < end:
+        return _at_hour(local.date(), local.hour, zone)
+    day = local.date() if local.hour >= end else local.date() - dt.timedelta(days=1)
+    return _at_hour(day, end - 1, zone)
+
+
+def earliest_daytime_at_or_after(
+    instant: dt.datetime, zone: ZoneInfo, hours: tuple[int, int]
+) -> dt.datetime:
+    """The earliest whole local hour in ``[start, end)`` at or after ``instant``."""
+    start, end = hours
+    local = instant.astimezone(zone)
+    on_the_hour = local.minute == local.second == local.microsecond == 0
+    hour = local.hour if on_the_hour else local.hour + 1
+    if hour < start:
+        return _at_hour(local.date(), start, zone)
+    if hour < end:
+        return _at_hour(local.date(), hour, zone)
+    return _at_hour(local.date() + dt.timedelta(days=1), start, zone)
+
+
+def choose_send_time(
+    opens: dt.datetime, closes: dt.datetime, zone: ZoneInfo, *, now: dt.datetime
+) -> dt.datetime:
+    """When to send a notice whose window is ``[opens, closes]``.
+
+    The latest daytime hour (``RENEWALS["SEND_HOURS"]`` in the user's zone) that still leaves
+    ``RETRY_MARGIN_HOURS`` before the window closes: close to the renewal, so the reminder is
+    useful, with room for retries. If the margin does not fit, the earliest daytime hour in
+    the window; if the window has no daytime hour left, at once.
+    """
+    hours = renewals_settings.SEND_HOURS
+    margin = dt.timedelta(hours=renewals_settings.RETRY_MARGIN_HOURS)
+    earliest = max(opens, now)
+    candidate = latest_daytime_at_or_before(closes - margin, zone, hours)
+    if candidate >= earliest:
+        return candidate
+    candidate = earliest_daytime_at_or_after(earliest, zone, hours)
+    return candidate if candidate <= closes else earliest
+
+
+def plan_notices(subscription: Subscription) -> list[RenewalNotice]:
+    """Make the subscription's planned notices match its next renewal; return the live ones.
+
+    Idempotent: planning twice changes nothing. Notices for a renewal that moved or will
+    no longer happen (auto-renewal off, subscription ended) are withdrawn; a notice whose
+    window closed before it could be planned is recorded as missed, for the renewal gate.
+    """
+    with transaction.atomic():
+        subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        renewal_at = subscription.next_renewal_at
+        will_renew = subscription.is_live and subscription.auto_renew and renewal_at is not None
+        rules: tuple[NoticeRule, ...] = ()
+        if will_renew:
+            assert renewal_at is not None
+            pack = get_pack(subscription.policy)
+            if pack.in_force_on(renewal_at.date()):
+                rules = pack.notices_for(renewal_context(subscription, renewal_at))
+        withdrawn = _withdraw_stale(subscription, renewal_at, {rule.id for rule in rules})
+        notices = [_plan_one(subscription, rule) for rule in rules]
+        planned = [notice for notice, created in notices if created]
+        if planned or withdrawn:
+            record_event(
+                "notices_planned",
+                subscription=subscription,
+                data={
+                    "renewal_at": renewal_at,
+                    "planned": [
+                        {"id": n.pk, "rule": n.rule_id, "send_at": n.send_at, "status": n.status}
+                        for n in planned
+                    ],
+                    "withdrawn": withdrawn,
+                },
+            )
+    return [notice for notice, _created in notices]
+
+
+def _withdraw_stale(
+    subscription: Subscription, renewal_at: dt.datetime | None, rule_ids: set[str]
+) -> list[int]:
+    pending = subscription.notices.filter(status__in=PENDING_NOTICE_STATUSES)
+    stale = [
+        notice.pk
+        for notice in pending
+        if notice.renewal_at != renewal_at or notice.rule_id not in rule_ids
+    ]
+    if stale:
+        RenewalNotice.objects.filter(pk__in=stale).update(
+            status=NoticeStatus.WITHDRAWN, lease_until=None, updated_at=timezone.now()
+        )
+    return stale
+
+
+def _plan_one(subscription: Subscription, rule: NoticeRule) -> tuple[RenewalNotice, bool]:
+    """The notice for ``rule`` before the next renewal, and whether it was (re)planned now."""
+    renewal_at = subscription.next_renewal_at
+    assert renewal_at is not None
+    now = timezone.now()
+    opens, closes = rule.window(renewal_at)
+    fields = {
+        "policy": subscription.policy,
+        "window_opens_at": opens,
+        "window_closes_at": closes,
+        "send_at": choose_send_time(opens, closes, subscription.zone, now=now),
+        "channels": [str(channel) for channel in rule.channels],
+        "strategy": rule.strategy,
+        "delivered_when": rule.delivered_when,
+        "status": NoticeStatus.MISSED if now > closes else NoticeStatus.PLANNED,
+        "attempts": 0,
+        "last_error": "",
+    }
+    notice, created = RenewalNotice.objects.get_or_create(
+        subscription=subscription, renewal_at=renewal_at, rule_id=rule.id, defaults=fields
+    )
+    if not created and notice.status == NoticeStatus.WITHDRAWN:
+        # The renewal moved back to a time it had before: plan that notice afresh.
+        for name, value in fields.items():
+            setattr(notice, name, value)
+        notice.save()
+        return notice, True
+    return notice, created

@@ -1,0 +1,151 @@
+"""The audit log detects edits and deletions, and concurrent writers keep it whole."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, connections
+
+from renewals.models import AuditCheckpoint, AuditEvent
+from renewals.services import create_checkpoint, record_event, verify_audit
+
+from .factories import make_subscription
+
+pytestmark = pytest.mark.django_db
+
+
+def _sql(statement, params):
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+@pytest.fixture
+def two_chains():
+    first, second = make_subscription(), make_subscription()
+    for n in range(3):
+        record_event("step", subscription=first, data={"n": n, "amount": "25.00"})
+        record_event("step", subscription=second, data={"n": n})
+    return first, second
+
+
+def test_a_clean_log_verifies(two_chains):
+    report = verify_audit()
+    assert report.ok
+    assert (report.events, report.chains) == (6, 2)
+
+
+def test_an_edited_row_is_detected_and_named(two_chains):
+    first, _ = two_chains
+    victim = AuditEvent.objects.get(chain=f"subscription:{first.pk}", sequence=2)
+    _sql(
+        f"UPDATE {AuditEvent._meta.db_table} SET data = %s WHERE id = %s",
+        [json.dumps({"n": 99, "amount": "25.00"}), victim.pk],
+    )
+    report = verify_audit()
+    assert report.problem.pk == victim.pk
+    assert report.problem.where == f"subscription:{first.pk}#2"
+    assert "edited" in report.problem.reason
+
+    with pytest.raises(
+        CommandError, match=rf"event {victim.pk} \(subscription:{first.pk}#2\)"
+    ) as info:
+        call_command("renewals_verify_audit")
+    assert info.value.returncode == 1
+
+
+def test_an_edited_row_with_a_recomputed_hash_breaks_the_next_link(two_chains):
+    first, _ = two_chains
+    victim = AuditEvent.objects.get(chain=f"subscription:{first.pk}", sequence=2)
+    victim.actor = "someone else"
+    _sql(
+        f"UPDATE {AuditEvent._meta.db_table} SET actor = %s, hash = %s WHERE id = %s",
+        [victim.actor, victim.compute_hash(), victim.pk],
+    )
+    problem = verify_audit().problem
+    assert problem.where == f"subscription:{first.pk}#3"
+    assert "previous-hash" in problem.reason
+
+
+def test_a_deleted_row_is_detected(two_chains):
+    first, _ = two_chains
+    _sql(
+        f"DELETE FROM {AuditEvent._meta.db_table} WHERE chain = %s AND sequence = 1",
+        [f"subscription:{first.pk}"],
+    )
+    problem = verify_audit().problem
+    assert problem.where == f"subscription:{first.pk}#2"
+    assert "missing" in problem.reason
+
+
+@pytest.mark.parametrize("where", ["sequence = 3", "sequence >= 1"], ids=["tail", "chain"])
+def test_a_deletion_after_a_checkpoint_is_detected(two_chains, where):
+    first, _ = two_chains
+    create_checkpoint()
+    _sql(
+        f"DELETE FROM {AuditEvent._meta.db_table} WHERE chain = %s AND {where}",
+        [f"subscription:{first.pk}"],
+    )
+    problem = verify_audit().problem
+    assert problem.where == f"subscription:{first.pk}"
+    assert "checkpoint #1" in problem.reason
+
+
+def test_an_edited_checkpoint_is_detected(two_chains):
+    checkpoint = create_checkpoint()
+    create_checkpoint()
+    _sql(
+        f"UPDATE {AuditCheckpoint._meta.db_table} SET heads = %s WHERE id = %s",
+        [json.dumps({}), checkpoint.pk],
+    )
+    problem = verify_audit().problem
+    assert problem.model == "checkpoint"
+    assert problem.pk == checkpoint.pk
+
+
+def test_events_are_append_only(two_chains):
+    event = AuditEvent.objects.first()
+    event.kind = "other"
+    with pytest.raises(Exception, match="append-only"):
+        event.save()
+
+
+def test_the_command_reports_a_clean_log_and_can_checkpoint(two_chains, capsys):
+    call_command("renewals_verify_audit", "--checkpoint")
+    out = capsys.readouterr().out
+    assert "6 events in 2 chains" in out
+    assert "checkpoint #1 over 2 chains" in out
+    assert AuditCheckpoint.objects.get().heads[f"subscription:{two_chains[0].pk}"][0] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_keep_every_chain_whole():
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes writers; the race needs PostgreSQL.")
+    subscriptions = [make_subscription() for _ in range(2)]
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def write(index):
+        try:
+            barrier.wait()
+            for n in range(10):
+                record_event("race", subscription=subscriptions[index % 2], data={"n": n})
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert AuditEvent.objects.count() == 80
+    report = verify_audit()
+    assert report.ok, report.problem
+    assert report.chains == 2

@@ -1,0 +1,98 @@
+"""Consent is refused unless it is affirmative, unticked at first, separate and current."""
+
+from __future__ import annotations
+
+import pytest
+
+from renewals.exceptions import (
+    ConsentBundled,
+    ConsentMissing,
+    ConsentNotAffirmative,
+    ConsentPreTicked,
+    StaleTermsHash,
+)
+from renewals.models import AuditEvent, Consent, RenewalNotice, Status, Subscription
+from renewals.services import record_consent, subscribe
+
+from .factories import make_evidence, make_subscription, make_terms, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"control_initially_unticked": False}, ConsentPreTicked),
+        ({"bundled_with": ("privacy policy",)}, ConsentBundled),
+        ({"terms_hash": "0" * 64}, StaleTermsHash),
+        ({"affirmative": False}, ConsentNotAffirmative),
+    ],
+)
+def test_subscribe_refuses_invalid_consent_and_writes_nothing(overrides, error):
+    user, terms = make_user(), make_terms()
+    with pytest.raises(error):
+        subscribe(user, terms, make_evidence(terms, **overrides), time_zone="Asia/Shanghai")
+    assert not Subscription.objects.exists()
+    assert not Consent.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_subscribe_without_consent_is_refused():
+    with pytest.raises(ConsentMissing, match="No valid consent"):
+        subscribe(make_user(), make_terms(), None)
+    assert not Subscription.objects.exists()
+
+
+def test_stale_hash_names_both_hashes():
+    terms = make_terms()
+    with pytest.raises(StaleTermsHash) as info:
+        subscribe(make_user(), terms, make_evidence(terms, terms_hash="ab" * 32))
+    assert info.value.current == terms.content_hash
+    assert "abababababab" in str(info.value)
+
+
+def test_bundled_names_the_other_agreement():
+    terms = make_terms()
+    with pytest.raises(ConsentBundled, match="terms of service"):
+        subscribe(make_user(), terms, make_evidence(terms, bundled_with=("terms of service",)))
+
+
+def test_subscribe_stores_evidence_and_plans_notices():
+    user, terms = make_user(), make_terms()
+    subscription = subscribe(user, terms, make_evidence(terms), time_zone="Asia/Shanghai")
+    assert subscription.status == Status.ACTIVE
+    assert subscription.auto_renew
+    consent = subscription.consents.get()
+    assert consent.terms_hash == terms.content_hash
+    assert consent.control_initially_unticked
+    assert consent.ip_address == "203.0.113.7"
+    assert consent.policy == "cn"
+    notice = RenewalNotice.objects.get(subscription=subscription)
+    assert notice.renewal_at == subscription.next_renewal_at
+    kinds = list(subscription.audit_events.values_list("kind", flat=True))
+    assert kinds == ["subscribed", "consent_granted", "notices_planned"]
+
+
+def test_trial_subscription_renews_when_the_trial_ends():
+    terms = make_terms(trial_days=7)
+    subscription = subscribe(make_user(), terms, make_evidence(terms), time_zone="UTC")
+    assert subscription.status == Status.TRIALING
+    assert subscription.next_renewal_at == subscription.trial_ends_at
+    assert (subscription.trial_ends_at - subscription.current_period_start).days == 7
+
+
+def test_record_consent_binds_to_the_subscriptions_current_terms():
+    subscription = make_subscription()
+    other = make_terms(amount="30.00")
+    with pytest.raises(StaleTermsHash):
+        record_consent(subscription, make_evidence(other))
+    assert not subscription.consents.exists()
+
+
+def test_consent_rows_are_insert_only():
+    terms = make_terms()
+    subscription = subscribe(make_user(), terms, make_evidence(terms))
+    consent = subscription.consents.get()
+    consent.user_agent = "edited"
+    with pytest.raises(Exception, match="insert-only"):
+        consent.save()

@@ -1,0 +1,355 @@
+"""Rule packs: the built-in data, the registry, the resolver and the system checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.test import override_settings
+from freezegun import freeze_time
+
+from renewals.exceptions import PolicyError, UnknownPolicy
+from renewals.policies import (
+    CancellationFlow,
+    Channel,
+    GateRemedy,
+    PackStatus,
+    RenewalContext,
+    available_packs,
+    builtin_packs,
+    get_pack,
+    resolve_default_policy,
+    resolve_policy,
+)
+from renewals.policies.checks import check_policies
+
+BUILTIN_CODES = {"cn", "us-ca", "de", "eu", "uk", "fr", "us-ftc"}
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "rule-packs.md"
+
+
+def renewals(**values: Any) -> override_settings:
+    return override_settings(RENEWALS=values)
+
+
+def check_ids() -> list[str]:
+    return [message.id for message in check_policies()]
+
+
+def resolve_to_de(user: object, terms: object) -> str:
+    return "de"
+
+
+def resolve_to_nowhere(user: object, terms: object) -> str:
+    return "atlantis"
+
+
+def ctx(
+    term_days: int = 30, ends_trial: bool = False, trial_days: int = 0, price_change: bool = False
+) -> RenewalContext:
+    return RenewalContext(term_days, ends_trial, trial_days, price_change)
+
+
+# Built-in packs
+
+
+def test_every_builtin_pack_loads() -> None:
+    packs = available_packs()
+    assert set(packs) == BUILTIN_CODES
+    for code, pack in packs.items():
+        assert pack.code == code
+        assert pack.sources
+
+
+def test_statuses() -> None:
+    packs = available_packs()
+    assert packs["uk"].status is PackStatus.NOT_IN_FORCE
+    assert packs["us-ftc"].status is PackStatus.INACTIVE
+    assert not packs["us-ftc"].in_force_on(dt.date(2025, 7, 1))
+    assert not packs["eu"].in_force_on(dt.date(2026, 6, 18))
+    assert packs["eu"].in_force_on(dt.date(2026, 6, 19))
+
+
+def test_cn_window_closes_five_whole_days_before_the_renewal() -> None:
+    (rule,) = get_pack("cn").notices_for(ctx())
+    shanghai = ZoneInfo("Asia/Shanghai")
+    opens, closes = rule.window(dt.datetime(2027, 3, 10, 9, tzinfo=shanghai))
+    assert opens == dt.datetime(2027, 3, 3, 9, tzinfo=shanghai)
+    assert closes == dt.datetime(2027, 3, 5, 9, tzinfo=shanghai)
+    assert closes.isoformat() == "2027-03-05T09:00:00+08:00"
+    assert (rule.channels, rule.strategy, rule.delivered_when) == (
+        (Channel.SMS, Channel.PUSH),
+        "all",
+        "accepted",
+    )
+    assert "cancel_url" in rule.required_fields
+
+
+def test_window_counts_elapsed_hours_across_daylight_saving() -> None:
+    # Berlin moves its clocks forward on 2027-03-28: 5 x 24 h before 09:00 is 08:00 local.
+    berlin = ZoneInfo("Europe/Berlin")
+    renewal_at = dt.datetime(2027, 4, 1, 9, tzinfo=berlin)
+    _, closes = get_pack("cn").notices[0].window(renewal_at)
+    # Subtracting two datetimes in one zone ignores the offset change: compare in UTC.
+    assert renewal_at.astimezone(dt.UTC) - closes.astimezone(dt.UTC) == dt.timedelta(hours=120)
+    assert (closes.hour, closes.tzinfo) == (8, berlin)
+
+
+def test_window_refuses_naive_datetimes() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        get_pack("cn").notices[0].window(dt.datetime(2027, 3, 10, 9))
+
+
+def test_us_ca_annual_rule() -> None:
+    pack = get_pack("us-ca")
+    (rule,) = pack.notices_for(ctx(term_days=365))
+    assert (rule.id, rule.earliest_days_before, rule.latest_days_before) == (
+        "annual-term-renewal",
+        45,
+        15,
+    )
+    assert pack.notices_for(ctx(term_days=30)) == ()
+    assert pack.consent.acknowledgment_required
+    assert (pack.retention.min_years, pack.retention.years_after_contract_end) == (3, 1)
+
+
+def test_us_ca_trial_rule_needs_a_trial_over_31_days() -> None:
+    pack = get_pack("us-ca")
+    (rule,) = pack.notices_for(ctx(ends_trial=True, trial_days=32))
+    assert (rule.id, rule.earliest_days_before, rule.latest_days_before) == ("trial-ending", 21, 3)
+    assert pack.notices_for(ctx(ends_trial=True, trial_days=31)) == ()
+    assert pack.notices_for(ctx(trial_days=60)) == ()
+
+
+def test_us_ca_price_change_rule() -> None:
+    pack = get_pack("us-ca")
+    (rule,) = pack.notices_for(ctx(price_change=True))
+    assert (rule.id, rule.earliest_days_before, rule.latest_days_before) == ("price-change", 30, 7)
+    assert "new_amount" in rule.required_fields
+    rules = pack.notices_for(ctx(term_days=365, price_change=True))
+    assert {r.id for r in rules} == {"annual-term-renewal", "price-change"}
+
+
+def test_cancellation_flows() -> None:
+    de, eu = get_pack("de").cancellation, get_pack("eu").cancellation
+    assert de.flow is CancellationFlow.TWO_STEP_BUTTON
+    assert de.labels == {"start": "Verträge hier kündigen", "confirm": "jetzt kündigen"}
+    assert not de.login_required
+    assert (eu.flow, eu.withdrawal_days) == (CancellationFlow.WITHDRAWAL, 14)
+    assert get_pack("de").notices == ()
+
+
+def test_fr_lapses_without_notice() -> None:
+    pack = get_pack("fr")
+    assert pack.gate_remedy is GateRemedy.LAPSE
+    (rule,) = pack.notices_for(ctx(term_days=365))
+    assert rule.latest_days_before >= 31  # one calendar month, in the longest month
+    assert rule.earliest_days_before <= 89  # three calendar months, in the shortest run
+
+
+# Registry and resolver
+
+
+def test_unknown_code_names_the_known_ones() -> None:
+    with pytest.raises(UnknownPolicy, match=r"'atlantis'.*cn, de, eu, fr") as info:
+        get_pack("atlantis")
+    assert isinstance(info.value, LookupError)
+
+
+def test_extends_deep_merges_over_the_parent() -> None:
+    extra = {
+        "cn-push": {
+            "extends": "cn",
+            "title": "China, push only",
+            "notices": [
+                {"id": "renewal-reminder", "channels": ["push"], "earliest_days_before": 10},
+                {
+                    "id": "early-heads-up",
+                    "title": "Heads-up",
+                    "source": "SAMR 网络交易监督管理办法, Art. 18",
+                    "earliest_days_before": 14,
+                    "latest_days_before": 10,
+                    "channels": ["sms"],
+                },
+            ],
+            "cancellation": {"login_required": True},
+        }
+    }
+    with renewals(POLICIES=extra):
+        pack = get_pack("cn-push")
+    cn = get_pack("cn")
+    assert (pack.code, pack.title, pack.sources) == ("cn-push", "China, push only", cn.sources)
+    reminder, heads_up = pack.notices
+    assert reminder.channels == (Channel.PUSH,)
+    assert (reminder.earliest_days_before, reminder.latest_days_before) == (10, 5)
+    assert reminder.required_fields == cn.notices[0].required_fields
+    assert heads_up.id == "early-heads-up"
+    assert pack.cancellation.login_required
+    assert pack.cancellation.flow is cn.cancellation.flow
+    assert pack.consent == cn.consent
+
+
+def test_a_settings_pack_may_replace_a_builtin_by_extending_it() -> None:
+    with renewals(POLICIES={"cn": {"extends": "cn", "gate_remedy": "lapse"}}):
+        assert get_pack("cn").gate_remedy is GateRemedy.LAPSE
+        assert get_pack("cn").notices == builtin_packs()["cn"].notices
+        assert check_ids() == []
+    assert get_pack("cn").gate_remedy is GateRemedy.DEFER
+
+
+def test_extends_chains_through_settings_packs() -> None:
+    extra = {
+        "base": {"extends": "us-ca", "title": "Base"},
+        "leaf": {"extends": "base", "gate_remedy": "lapse"},
+    }
+    with renewals(POLICIES=extra):
+        leaf = get_pack("leaf")
+    assert (leaf.title, leaf.gate_remedy) == ("Base", GateRemedy.LAPSE)
+    assert leaf.notices == get_pack("us-ca").notices
+
+
+def test_override_settings_clears_the_cache() -> None:
+    assert "mine" not in available_packs()
+    with renewals(POLICIES={"mine": {"extends": "de", "title": "Mine"}}):
+        assert available_packs()["mine"].title == "Mine"
+    assert "mine" not in available_packs()
+
+
+def test_invalid_settings_pack_raises_policy_error() -> None:
+    with (
+        renewals(POLICIES={"bad": {"extends": "cn", "status": "maybe"}}),
+        pytest.raises(PolicyError, match=r"'bad'.*status"),
+    ):
+        available_packs()
+
+
+def test_resolve_default_policy() -> None:
+    assert resolve_default_policy(None, None) == "cn"
+    with renewals(DEFAULT_POLICY="de"):
+        assert resolve_default_policy(None, None) == "de"
+        assert resolve_policy(None, None) == "de"
+
+
+def test_resolve_policy_uses_the_configured_resolver() -> None:
+    with renewals(POLICY_RESOLVER=f"{__name__}.resolve_to_de"):
+        assert resolve_policy(object(), object()) == "de"
+    with (
+        renewals(POLICY_RESOLVER=f"{__name__}.resolve_to_nowhere"),
+        pytest.raises(UnknownPolicy, match="atlantis"),
+    ):
+        resolve_policy(None, None)
+
+
+# System checks
+
+
+def test_default_settings_pass_the_checks() -> None:
+    assert check_policies() == []
+
+
+def test_e001_names_the_pack_and_the_field() -> None:
+    bad = {"extends": "cn", "notices": [{"id": "renewal-reminder", "channels": []}]}
+    with renewals(POLICIES={"cn-bad": bad}):
+        (message,) = check_policies()
+    assert message.id == "renewals.E001"
+    assert "'cn-bad'" in message.msg
+    assert "notices.0.channels" in message.msg
+
+
+@pytest.mark.parametrize(
+    ("policies", "text"),
+    [
+        ({"x": {"extends": "atlantis"}}, "unknown pack 'atlantis'"),
+        ({"x": {"extends": "y"}, "y": {"extends": "x"}}, "loops"),
+        ({"x": ["not", "a", "dict"]}, "must be a dict"),
+        ({"x": {"extends": "cn", "code": "y"}}, "has code 'y'"),
+    ],
+)
+def test_e001_for_bad_entries(policies: dict[str, Any], text: str) -> None:
+    with renewals(POLICIES=policies):
+        messages = check_policies()
+    assert {m.id for m in messages} == {"renewals.E001"}
+    assert any(text in m.msg for m in messages)
+
+
+def test_e002_unknown_default() -> None:
+    with renewals(DEFAULT_POLICY="atlantis"):
+        (message,) = check_policies()
+    assert message.id == "renewals.E002"
+    assert "'atlantis'" in message.msg
+
+
+def test_default_may_name_a_settings_pack() -> None:
+    with renewals(DEFAULT_POLICY="mine", POLICIES={"mine": {"extends": "cn"}}):
+        assert check_ids() == []
+
+
+@pytest.mark.parametrize(
+    ("override", "ids"),
+    [
+        ({"latest_days_before": 4}, ["renewals.E003"]),
+        ({"latest_days_before": 6, "earliest_days_before": 8}, []),
+    ],
+)
+def test_e003_window_closing_later_than_the_builtin(
+    override: dict[str, int], ids: list[str]
+) -> None:
+    notice = {"id": "renewal-reminder", **override}
+    with renewals(POLICIES={"cn-late": {"extends": "cn", "notices": [notice]}}):
+        assert check_ids() == ids
+
+
+def test_e003_replacing_a_builtin_without_its_notice_rule() -> None:
+    replacement = builtin_packs()["us-ca"].model_dump(mode="json")
+    replacement["notices"] = [r for r in replacement["notices"] if r["id"] != "price-change"]
+    with renewals(POLICIES={"us-ca": replacement}):
+        messages = check_policies()
+    assert [m.id for m in messages] == ["renewals.E003"]
+    assert "'price-change'" in messages[0].msg
+    assert "drops" in messages[0].msg
+
+
+def test_w001_default_not_in_force() -> None:
+    with renewals(DEFAULT_POLICY="uk"):
+        (message,) = check_policies()
+    assert message.id == "renewals.W001"
+    assert "'uk'" in message.msg
+
+
+def test_w001_follows_the_effective_date() -> None:
+    with renewals(DEFAULT_POLICY="eu"):
+        with freeze_time("2026-06-18"):
+            assert check_ids() == ["renewals.W001"]
+        with freeze_time("2026-06-19"):
+            assert check_ids() == []
+
+
+def test_e004_resolver_cannot_be_imported() -> None:
+    with renewals(POLICY_RESOLVER="renewals.policies.no_such_resolver"):
+        (message,) = check_policies()
+    assert message.id == "renewals.E004"
+    assert "no_such_resolver" in message.msg
+
+
+# Documentation
+
+
+def test_docs_tables_match_the_packs() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^### `([a-z0-9-]+)`.*?\n(.*?)(?=^#|\Z)", text, re.M | re.S))
+    assert set(sections) == BUILTIN_CODES
+    for code, pack in builtin_packs().items():
+        section = sections[code]
+        assert f"| gate remedy | {pack.gate_remedy.value}" in section, code
+        assert f"| status | {pack.status.value}" in section, code
+        for source in pack.sources:
+            assert source.citation in section, (code, source.citation)
+        rows = re.findall(r"^\| notice `([a-z0-9-]+)` \| (.*)$", section, re.M)
+        assert [rule_id for rule_id, _ in rows] == [rule.id for rule in pack.notices], code
+        for (_, row), rule in zip(rows, pack.notices, strict=True):
+            window = f"{rule.earliest_days_before} to {rule.latest_days_before} days before"
+            assert window in row, (code, rule.id)
+            assert " + ".join(rule.channels) in row, (code, rule.id)
