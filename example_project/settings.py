@@ -4,7 +4,7 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
 
-SECRET_KEY = "example-project-not-secret"  # noqa: S105 - a demo, never deployed
+SECRET_KEY = "example-project-not-secret"  # a demo, never deployed
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 USE_TZ = True

@@ -9,3 +9,6 @@ class RenewalsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .notice_messages import register_templates
+
+        register_templates()

@@ -56,9 +56,8 @@ class ConsentMissing(ConsentError):
 
 class IllegalTransition(RenewalsError):
     def __init__(self, current: str, target: str) -> None:
-        super().__init__(f"A subscription cannot move from {current!r} to {target!r}.")
-        self.current = current
-        self.target = target
+        self.current, self.target = str(current), str(target)
+        super().__init__(f"A subscription cannot move from {self.current!r} to {self.target!r}.")
 
 
 class GatewayError(RenewalsError):

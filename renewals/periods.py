@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from .models import RenewalTerms
 
 
 def add_interval(start: dt.datetime, interval: str, count: int, zone: ZoneInfo) -> dt.datetime:
@@ -31,3 +35,11 @@ def add_interval(start: dt.datetime, interval: str, count: int, zone: ZoneInfo) 
 def calendar_days(start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> int:
     """Whole local calendar days from ``start`` to ``end`` (a DST day still counts as one)."""
     return (end.astimezone(zone).date() - start.astimezone(zone).date()).days
+
+
+def first_renewal(terms: RenewalTerms, start: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """When a subscription to ``terms`` starting at ``start`` first renews: the trial's end,
+    or one term later."""
+    if terms.trial_days:
+        return add_interval(start, "day", terms.trial_days, zone)
+    return add_interval(start, terms.interval, terms.interval_count, zone)

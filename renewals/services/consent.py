@@ -18,7 +18,7 @@ from ..exceptions import (
     StaleTermsHash,
 )
 from ..models import Consent, RenewalTerms, Status, Subscription
-from ..periods import add_interval
+from ..periods import first_renewal
 from ..policies import get_pack, resolve_policy
 from .audit import record_event
 
@@ -114,14 +114,12 @@ def subscribe(
             auto_renew=True,
             current_period_start=start,
         )
-        zone = subscription.zone
+        renewal = first_renewal(terms, start, subscription.zone)
         if terms.trial_days:
-            trial_end = add_interval(start, "day", terms.trial_days, zone)
             subscription.transition_to(
-                Status.TRIALING, trial_ends_at=trial_end, next_renewal_at=trial_end
+                Status.TRIALING, trial_ends_at=renewal, next_renewal_at=renewal
             )
         else:
-            renewal = add_interval(start, terms.interval, terms.interval_count, zone)
             subscription.transition_to(Status.ACTIVE, next_renewal_at=renewal)
         record_event(
             "subscribed",

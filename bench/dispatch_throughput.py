@@ -1,0 +1,71 @@
+"""Messages per second through ``notifications.dispatch.send`` with the dummy SMS backend.
+
+Run: ``DATABASE_URL=postgres://… python bench/dispatch_throughput.py [N]`` (SQLite in memory
+without DATABASE_URL). Uses ``tests.settings``, creates and migrates a throwaway test database,
+sends one SMS to each of N phone recipients (default 2000), and prints the rate.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+os.environ.setdefault("TEST_DB_SUFFIX", "_bench")
+
+import django
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+from notifications.dispatch import Notification, send  # noqa: E402
+from notifications.message_templates import LocalizedText, MessageTemplate, register  # noqa: E402
+from notifications.recipients import Recipient  # noqa: E402
+
+
+class Fields(BaseModel):
+    code: str
+
+
+def main(count: int) -> None:
+    register(
+        MessageTemplate(
+            key="bench.code",
+            fields=Fields,
+            texts={"en": LocalizedText(sms="Your code is {code}", push_title="", push_body="")},
+        )
+    )
+    creation = connection.creation
+    name = creation.create_test_db(verbosity=0, autoclobber=True)
+    dummy = {"BACKEND": "notifications.backends.dummy.SMSBackend"}
+    try:
+        with override_settings(
+            NOTIFICATIONS={"BACKENDS": {"sms": dummy}, "CHANNELS": {"sms": "sms"}}
+        ):
+            recipients = [Recipient(phone=f"+86138{i:08d}", locale="en") for i in range(count)]
+            started = time.perf_counter()
+            for i, recipient in enumerate(recipients):
+                result = send(
+                    recipient,
+                    Notification("bench.code", {"code": str(i)}),
+                    channels=("sms",),
+                    idempotency_key=f"bench-{i}",
+                )
+                assert result.accepted
+            elapsed = time.perf_counter() - started
+    finally:
+        creation.destroy_test_db(name, verbosity=0)
+    print(
+        f"{count} messages in {elapsed:.2f} s: {count / elapsed:.0f} messages/s "
+        f"(dummy SMS backend, {connection.vendor})"
+    )
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)

@@ -1,0 +1,43 @@
+"""Admin for devices (tokens masked) and deliveries (read-only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from .models import Delivery, Device
+from .phone import mask_token
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    list_display = ["user", "platform", "provider", "masked_token", "active", "last_seen_at"]
+    list_filter = ["platform", "provider", "active"]
+    search_fields = ["user__username"]
+    fields = ["user", "platform", "provider", "masked_token", "active", "last_seen_at"]
+    readonly_fields = ["masked_token", "last_seen_at"]
+    raw_id_fields = ["user"]
+
+    @admin.display(description=_("token"))
+    def masked_token(self, device: Device) -> str:
+        return mask_token(device.token)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["pk", "channel", "backend_alias", "recipient", "template_key", "status"]
+    list_filter = ["channel", "status", "backend_alias"]
+    search_fields = ["reference", "idempotency_key", "provider_message_id"]
+    date_hierarchy = "queued_at"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in Delivery._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

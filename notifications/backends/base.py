@@ -1,0 +1,84 @@
+"""Base classes of the SMS and push backends, shaped like Django's mail backends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from django.core.checks import CheckMessage
+from django.core.exceptions import ImproperlyConfigured
+
+from ..messages import PushMessage, SendResult, SMSMessage
+
+M = TypeVar("M", SMSMessage, PushMessage)
+
+
+class BaseBackend(Generic[M]):
+    """A configured alias of a provider.
+
+    Subclasses set the capability flags, list the OPTIONS they accept in ``option_names``
+    (``required_options`` among them) and implement :meth:`send_messages`.
+    """
+
+    channel: ClassVar[Literal["sms", "push"]]
+    #: The provider's name ("aliyun", "fcm"); message templates key provider parameters by it.
+    provider: ClassVar[str] = ""
+    #: The provider reports delivery receipts (a webhook moves deliveries to a final status).
+    supports_receipts: ClassVar[bool] = False
+    #: How many messages one provider call may carry.
+    batch_size: ClassVar[int] = 1
+    #: The provider's documented send rate per second for one account (``None``: unknown).
+    rate_limit_per_second: ClassVar[float | None] = None
+    option_names: ClassVar[frozenset[str]] = frozenset()
+    required_options: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, alias: str, **options: Any) -> None:
+        self.alias = alias
+        unknown = set(options) - self.option_names
+        if unknown:
+            raise ImproperlyConfigured(
+                f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'] has unknown keys "
+                f"{sorted(unknown)}; "
+                f"{type(self).__name__} accepts {sorted(self.option_names) or 'none'}."
+            )
+        missing = self.required_options - {k for k, v in options.items() if v not in (None, "")}
+        if missing:
+            raise ImproperlyConfigured(
+                f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'] is missing {sorted(missing)}."
+            )
+        self.options = options
+
+    def open(self) -> None:
+        """Open any connection the backend keeps between messages."""
+
+    def close(self) -> None:
+        """Close what :meth:`open` opened."""
+
+    def __enter__(self) -> BaseBackend[M]:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def send_messages(self, messages: Sequence[M]) -> list[SendResult]:
+        """Send the messages; return one result per message, in order."""
+        raise NotImplementedError
+
+    def check(self) -> list[CheckMessage]:
+        """Configuration problems of this alias, reported by the app's system check."""
+        return []
+
+
+class SMSBackend(BaseBackend[SMSMessage]):
+    channel = "sms"
+
+
+class PushBackend(BaseBackend[PushMessage]):
+    channel = "push"

@@ -1,0 +1,45 @@
+"""Backends that store each message as an :class:`~notifications.models.OutboxMessage`.
+
+For demos: a page can show a user's "phone" by listing the outbox messages of their
+deliveries. The recipient is stored masked, like everywhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..messages import PushMessage, SendResult
+from . import base
+from ._util import fake_message_id, masked_recipient
+
+
+class _DatabaseBackend:
+    alias: str
+    batch_size = 100
+
+    def send_messages(self, messages: Sequence[Any]) -> list[SendResult]:
+        from ..models import OutboxMessage
+
+        rows = [
+            OutboxMessage(
+                channel="push" if isinstance(message, PushMessage) else "sms",
+                backend_alias=self.alias,
+                recipient=masked_recipient(message),
+                title=message.title if isinstance(message, PushMessage) else "",
+                body=message.body,
+                provider_message_id=fake_message_id("db"),
+                delivery_id=message.metadata.get("delivery_id"),
+            )
+            for message in messages
+        ]
+        OutboxMessage.objects.bulk_create(rows)
+        return [SendResult.sent(row.provider_message_id) for row in rows]
+
+
+class SMSBackend(_DatabaseBackend, base.SMSBackend):
+    """Stores SMS messages in the ``OutboxMessage`` table."""
+
+
+class PushBackend(_DatabaseBackend, base.PushBackend):
+    """Stores push messages in the ``OutboxMessage`` table."""

@@ -1,0 +1,328 @@
+"""Send a notification to a recipient over one or more channels, exactly once per key.
+
+:func:`send` creates one :class:`~notifications.models.Delivery` per channel (and, for push,
+per device) under the key ``f"{idempotency_key}:{channel}[:{device pk}]"``. The row is inserted
+in the same transaction that hands the message to the backend and records the outcome, so a
+concurrent call with the same key waits on the unique index, then finds the row and sends
+nothing. A retryable failure leaves the delivery ``queued``: calling :func:`send` again with the
+same key retries exactly those, which is why the key makes retrying safe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError, transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from .backends import backend_for_channel
+from .backends.base import BaseBackend
+from .conf import CHANNEL_NAMES, notifications_settings
+from .exceptions import BackendError
+from .message_templates import MessageTemplate, Rendered, check_sms_length, get_template
+from .messages import Message, PushMessage, SendResult, SMSMessage
+from .models import Delivery, Device
+from .phone import mask, mask_token, normalize
+from .recipients import Recipient, get_resolver
+from .status import record_status
+
+logger = logging.getLogger(__name__)
+
+Status = Delivery.Status
+Strategy = Literal["all", "first_success"]
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What to say: a registered template's key, its fields, and an optional locale that
+    overrides the recipient's."""
+
+    template_key: str
+    context: Mapping[str, Any]
+    locale: str | None = None
+
+
+@dataclass
+class DispatchResult:
+    """What :func:`send` did.
+
+    ``deferred_until`` is set when nothing was sent because of quiet hours or the rate limit
+    (``reason`` says which); call again with the same key after that time. ``skipped`` maps a
+    channel to why it could not reach the recipient (no phone number, no active device).
+    """
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    deferred_until: dt.datetime | None = None
+    reason: Literal["", "quiet_hours", "rate_limited"] = ""
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        """At least one delivery was accepted by its provider (sent or delivered)."""
+        return any(_is_accepted(d) for d in self.deliveries)
+
+    @property
+    def pending(self) -> list[Delivery]:
+        """Deliveries still queued after a retryable failure."""
+        return [d for d in self.deliveries if d.status == Status.QUEUED]
+
+
+@dataclass(frozen=True)
+class _Target:
+    suffix: str
+    recipient: str  # masked
+    message: Message
+    device: Device | None = None
+
+
+def send(
+    recipient: Any,
+    message: Notification,
+    *,
+    channels: Sequence[str],
+    strategy: Strategy = "all",
+    idempotency_key: str,
+    reference: str = "",
+) -> DispatchResult:
+    """Send ``message`` to ``recipient`` (a user, resolved by ``RECIPIENT_RESOLVER``, or a
+    :class:`~notifications.recipients.Recipient`).
+
+    ``strategy="all"`` uses every channel; ``"first_success"`` tries ``channels`` in order and
+    stops at the first one a provider accepts. ``reference`` is stored on each delivery for the
+    caller to find them again. Raises :class:`~notifications.exceptions.MessageError` (bad
+    fields, SMS too long) and :class:`~notifications.exceptions.InvalidRecipient` before
+    anything is stored.
+    """
+    unknown = set(channels) - set(CHANNEL_NAMES)
+    if not channels or unknown:
+        raise ValueError(f"channels must be some of {CHANNEL_NAMES}, got {channels!r}.")
+    if strategy not in ("all", "first_success"):
+        raise ValueError(f"strategy must be 'all' or 'first_success', got {strategy!r}.")
+    if not idempotency_key:
+        raise ValueError("An idempotency_key is required.")
+    if not isinstance(recipient, Recipient):
+        recipient = get_resolver()(recipient)
+    if recipient.phone:
+        recipient.phone = normalize(recipient.phone)
+    template = get_template(message.template_key)
+    rendered = template.render(message.context, message.locale or recipient.locale)
+    if "sms" in channels and recipient.phone:
+        check_sms_length(rendered.text.sms)
+
+    result = DispatchResult(
+        deliveries=list(Delivery.objects.filter(dispatch_key=idempotency_key).order_by("pk"))
+    )
+    if result.deliveries and (
+        not result.pending or (strategy == "first_success" and result.accepted)
+    ):
+        return result
+    now = timezone.now()
+    quiet_until = _quiet_until(recipient.time_zone, now)
+    if quiet_until is not None:
+        result.deferred_until, result.reason = quiet_until, "quiet_hours"
+        return result
+    if not result.deliveries:
+        limited_until = _rate_limited_until(recipient.key, idempotency_key, now)
+        if limited_until is not None:
+            result.deferred_until, result.reason = limited_until, "rate_limited"
+            return result
+
+    result.deliveries = []
+    base = {
+        "recipient_key": recipient.key,
+        "user": recipient.user,
+        "template_key": rendered.key,
+        "locale": rendered.locale,
+        "dispatch_key": idempotency_key,
+        "reference": reference,
+    }
+    for channel in channels:
+        targets = _targets(channel, recipient, rendered)
+        if not targets:
+            result.skipped[channel] = (
+                "no phone number" if channel == "sms" else "no active push device"
+            )
+            continue
+        deliveries = _send_channel(channel, targets, base, template, rendered, now)
+        result.deliveries += deliveries
+        if strategy == "first_success" and any(_is_accepted(d) for d in deliveries):
+            break
+    return result
+
+
+def _is_accepted(delivery: Delivery) -> bool:
+    return delivery.status in (Status.SENT, Status.DELIVERED)
+
+
+def _quiet_until(zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:
+    """When quiet hours end, if ``now`` falls inside them in ``zone``."""
+    hours = notifications_settings.QUIET_HOURS
+    if hours is None:
+        return None
+    start, end = hours
+    local = now.astimezone(zone)
+    inside = start <= local.hour < end if start < end else local.hour >= start or local.hour < end
+    if not inside:
+        return None
+    day = local.date() if local.hour < end else local.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(end), tzinfo=zone).astimezone(dt.UTC)
+
+
+def _rate_limited_until(
+    recipient_key: str, dispatch_key: str, now: dt.datetime
+) -> dt.datetime | None:
+    """When the recipient may be notified again, if ``RATE_LIMIT`` is reached now."""
+    limit = notifications_settings.RATE_LIMIT
+    if limit is None:
+        return None
+    count, seconds = limit
+    window = dt.timedelta(seconds=seconds)
+    recent = (
+        Delivery.objects.filter(recipient_key=recipient_key, queued_at__gt=now - window)
+        .exclude(dispatch_key=dispatch_key)
+        .values("dispatch_key")
+        .annotate(first=Min("queued_at"))
+        .order_by("first")
+    )
+    firsts = [row["first"] for row in recent[:count]]
+    return firsts[0] + window if len(firsts) >= count else None
+
+
+def _targets(channel: str, recipient: Recipient, rendered: Rendered) -> list[_Target]:
+    text = rendered.text
+    if channel == "sms":
+        if not recipient.phone:
+            return []
+        sms = SMSMessage(to=recipient.phone, body=text.sms)
+        return [_Target("sms", mask(recipient.phone), sms)]
+    return [
+        _Target(
+            f"push:{device.pk}",
+            mask_token(device.token),
+            PushMessage(
+                token=device.token,
+                title=text.push_title,
+                body=text.push_body,
+                platform=device.platform,
+            ),
+            device,
+        )
+        for device in recipient.devices
+        if device.active
+    ]
+
+
+def _send_channel(
+    channel: str,
+    targets: list[_Target],
+    base: dict[str, Any],
+    template: MessageTemplate,
+    rendered: Rendered,
+    now: dt.datetime,
+) -> list[Delivery]:
+    backend = backend_for_channel(channel)
+    deliveries, claimed = [], []
+    with transaction.atomic():
+        for target in targets:
+            delivery, mine = _claim(channel, backend.alias, target, base, now)
+            deliveries.append(delivery)
+            if mine:
+                claimed.append(
+                    (
+                        delivery,
+                        _prepare(target.message, delivery, backend, template, rendered.fields),
+                    )
+                )
+        if claimed:
+            _deliver(backend, claimed)
+    return deliveries
+
+
+def _claim(
+    channel: str, alias: str, target: _Target, base: dict[str, Any], now: dt.datetime
+) -> tuple[Delivery, bool]:
+    """The delivery for ``target`` and whether this call must send it.
+
+    This call sends when it inserted the row, or when the row is still queued and no other
+    call holds it (``skip_locked``).
+    """
+    key = f"{base['dispatch_key']}:{target.suffix}"
+    try:
+        with transaction.atomic():
+            delivery = Delivery.objects.create(
+                **base,
+                channel=channel,
+                backend_alias=alias,
+                recipient=target.recipient,
+                device=target.device,
+                idempotency_key=key,
+                queued_at=now,
+            )
+        return delivery, True
+    except IntegrityError:
+        pass
+    queued = (
+        Delivery.objects.select_for_update(skip_locked=True)
+        .filter(idempotency_key=key, status=Status.QUEUED)
+        .first()
+    )
+    if queued is not None:
+        return queued, True
+    return Delivery.objects.get(idempotency_key=key), False
+
+
+def _prepare(
+    message: Message,
+    delivery: Delivery,
+    backend: BaseBackend[Any],
+    template: MessageTemplate,
+    fields: dict[str, str],
+) -> Message:
+    """``message`` with what the backend may need: the delivery's id, the template key and,
+    for template-only SMS providers, the template's parameters."""
+    metadata = {"delivery_id": delivery.pk, "template_key": delivery.template_key}
+    if isinstance(message, SMSMessage):
+        params = template.provider_params(backend.provider, fields)
+        return replace(message, template_params=params, metadata=metadata)
+    return replace(message, metadata=metadata)
+
+
+def _deliver(backend: BaseBackend[Any], claimed: list[tuple[Delivery, Message]]) -> None:
+    with backend:
+        for start in range(0, len(claimed), backend.batch_size):
+            chunk = claimed[start : start + backend.batch_size]
+            try:
+                results = backend.send_messages([message for _, message in chunk])
+            except BackendError as exc:
+                logger.warning("Backend %r failed: %s", backend.alias, exc)
+                results = [SendResult.retry("backend_error", str(exc))] * len(chunk)
+            for (delivery, _), outcome in zip(chunk, results, strict=True):
+                _record(delivery, outcome)
+
+
+def _record(delivery: Delivery, outcome: SendResult) -> None:
+    delivery.attempts += 1
+    delivery.provider_message_id = outcome.provider_message_id
+    delivery.error_code, delivery.error_message = outcome.error_code[:100], outcome.error_message
+    delivery.save(update_fields=["attempts", "provider_message_id", "error_code", "error_message"])
+    if outcome.ok:
+        record_status(delivery, Status.SENT)
+    elif outcome.permanent:
+        record_status(delivery, Status.FAILED)
+        if outcome.token_invalid and delivery.device_id is not None:
+            Device.objects.filter(pk=delivery.device_id).update(active=False)
+    logger.info(
+        "Delivery %s (%s to %s, attempt %s): %s %s",
+        delivery.pk,
+        delivery.channel,
+        delivery.recipient,
+        delivery.attempts,
+        delivery.status,
+        outcome.error_code,
+    )

@@ -1,0 +1,44 @@
+"""Phone numbers: E.164 normalization and masking for logs and stored records."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+from .conf import notifications_settings
+from .exceptions import InvalidRecipient
+
+
+def normalize(number: str, region: str | None = None) -> str:
+    """``number`` in E.164 (``+8613812345678``); ``region`` defaults to ``DEFAULT_REGION``."""
+    region = region or notifications_settings.DEFAULT_REGION
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        hint = "" if region else " (no DEFAULT_REGION: write it with a leading '+')"
+        raise InvalidRecipient(f"Invalid phone number {mask(number)}{hint}.")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask(number: str) -> str:
+    """``+8613812345678`` -> ``+86 138****5678``: the country code, then the middle hidden.
+
+    Anything that does not parse is masked too, keeping at most its first three and last
+    four digits, so no caller can log a full number by accident.
+    """
+    try:
+        parsed = phonenumbers.parse(number, None)
+        prefix = f"+{parsed.country_code} "
+        digits = phonenumbers.national_significant_number(parsed)
+    except phonenumbers.NumberParseException:
+        prefix, digits = "", "".join(c for c in number if c.isdigit())
+    keep_head = min(3, max(len(digits) - 6, 0))
+    keep_tail = min(4, max(len(digits) - keep_head - 4, 0))
+    hidden = len(digits) - keep_head - keep_tail
+    return f"{prefix}{digits[:keep_head]}{'*' * hidden}{digits[len(digits) - keep_tail :]}"
+
+
+def mask_token(token: str) -> str:
+    """A push token cut to its first six characters (enough to tell tokens apart in logs)."""
+    return token[:6] + "…"

@@ -1,0 +1,113 @@
+# ruff: noqa: RUF001  (full-width punctuation is correct in Chinese text)
+"""The message templates renewals sends through ``notifications``.
+
+``register_templates()`` is called from ``RenewalsConfig.ready()``. Callers format ``amount``
+and ``renewal_date`` (in the user's time zone) before sending. For template-only SMS providers
+the parameter names below are the ones to use when submitting the template text for approval.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from notifications.message_templates import (
+    LocalizedText,
+    MessageTemplate,
+    ProviderTemplate,
+    register,
+)
+
+REMINDER = "renewals.reminder"
+CANCELLED = "renewals.cancelled"
+
+
+class ReminderFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    service_name: str
+    amount: str
+    currency: str
+    renewal_date: str
+    how_to_cancel: str
+    cancel_url: str
+
+
+class CancelledFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    service_name: str
+    effective_date: str
+
+
+reminder = MessageTemplate(
+    key=REMINDER,
+    fields=ReminderFields,
+    texts={
+        "zh-hans": LocalizedText(
+            sms=(
+                "【{service_name}】您的自动续费将于{renewal_date}扣费{amount}{currency}。"
+                "{how_to_cancel} 一键关闭：{cancel_url}"
+            ),
+            push_title="{service_name}自动续费提醒",
+            push_body="将于{renewal_date}扣费{amount}{currency}，点击可一键关闭自动续费。",
+        ),
+        "en": LocalizedText(
+            sms=(
+                "{service_name}: your subscription renews on {renewal_date} for {amount} "
+                "{currency}. {how_to_cancel} Turn off auto-renewal: {cancel_url}"
+            ),
+            push_title="{service_name} renews on {renewal_date}",
+            push_body="You will be charged {amount} {currency}. Tap to turn off auto-renewal.",
+        ),
+    },
+    providers={
+        # Aliyun: ${name} variables; Tencent: numbered {1}, {2} … in this order.
+        "aliyun": ProviderTemplate(
+            params={
+                "service": "service_name",
+                "date": "renewal_date",
+                "amount": "amount",
+                "currency": "currency",
+                "url": "cancel_url",
+            }
+        ),
+        "tencent": ProviderTemplate(
+            params={
+                "1": "service_name",
+                "2": "renewal_date",
+                "3": "amount",
+                "4": "currency",
+                "5": "cancel_url",
+            }
+        ),
+    },
+)
+
+cancelled = MessageTemplate(
+    key=CANCELLED,
+    fields=CancelledFields,
+    texts={
+        "zh-hans": LocalizedText(
+            sms="【{service_name}】您已关闭自动续费，自{effective_date}起不再扣费。",
+            push_title="{service_name}已关闭自动续费",
+            push_body="自{effective_date}起不再扣费。",
+        ),
+        "en": LocalizedText(
+            sms=(
+                "{service_name}: auto-renewal is off. You will not be charged from "
+                "{effective_date}."
+            ),
+            push_title="{service_name}: auto-renewal is off",
+            push_body="You will not be charged from {effective_date}.",
+        ),
+    },
+    providers={
+        "aliyun": ProviderTemplate(params={"service": "service_name", "date": "effective_date"}),
+        "tencent": ProviderTemplate(params={"1": "service_name", "2": "effective_date"}),
+    },
+)
+
+
+def register_templates() -> None:
+    """Register the renewal reminder and cancellation confirmation templates."""
+    register(reminder, cancelled)

@@ -1,0 +1,43 @@
+# ruff: noqa: RUF001  (full-width punctuation is correct in Chinese text)
+"""Shared test data for the notifications tests."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.test import override_settings
+from pydantic import BaseModel
+
+from notifications.message_templates import LocalizedText, MessageTemplate, ProviderTemplate
+from notifications.recipients import Recipient
+
+PHONE = "+8613812345678"
+
+
+class GreetingFields(BaseModel):
+    name: str
+    code: str
+
+
+GREETING = MessageTemplate(
+    key="tests.greeting",
+    fields=GreetingFields,
+    texts={
+        "zh-hans": LocalizedText(
+            sms="你好{name}，验证码{code}", push_title="你好", push_body="{code}"
+        ),
+        "en": LocalizedText(sms="Hello {name}, code {code}", push_title="Hi", push_body="{code}"),
+    },
+    providers={"aliyun": ProviderTemplate(params={"n": "name"})},
+)
+CONTEXT = {"name": "Ann", "code": "42"}
+
+
+def phone_recipient(phone: str = PHONE, zone: str = "Asia/Shanghai") -> Recipient:
+    return Recipient(phone=phone, locale="en", time_zone=ZoneInfo(zone))
+
+
+def configure(**values: object) -> override_settings:
+    """``override_settings`` that changes some NOTIFICATIONS keys and keeps the others."""
+    return override_settings(NOTIFICATIONS={**settings.NOTIFICATIONS, **values})

@@ -1,0 +1,238 @@
+import datetime as dt
+import logging
+import threading
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection, connections
+from freezegun import freeze_time
+
+from notifications.backends import locmem
+from notifications.dispatch import Notification, send
+from notifications.exceptions import BackendError, MessageError
+from notifications.messages import PushMessage, SendResult, SMSMessage
+from notifications.models import Delivery, Device
+
+from .helpers import CONTEXT, PHONE, configure, phone_recipient
+
+pytestmark = pytest.mark.django_db
+HELLO = Notification("tests.greeting", CONTEXT)
+
+
+@pytest.fixture
+def user():
+    user = get_user_model().objects.create(username="ann")
+    user.phone_number = PHONE
+    user.time_zone = "Asia/Shanghai"
+    return user
+
+
+@pytest.fixture
+def devices(user):
+    return [
+        Device.objects.create(user=user, platform="ios", provider="apns", token=f"token-{i}")
+        for i in range(2)
+    ]
+
+
+def test_all_sends_sms_and_one_push_per_device(user, devices):
+    result = send(user, HELLO, channels=("sms", "push"), idempotency_key="k", reference="r:1")
+    assert result.accepted
+    assert [d.idempotency_key for d in result.deliveries] == [
+        "k:sms",
+        f"k:push:{devices[0].pk}",
+        f"k:push:{devices[1].pk}",
+    ]
+    assert {d.status for d in result.deliveries} == {"sent"}
+    assert {d.reference for d in result.deliveries} == {"r:1"}
+    sms = result.deliveries[0]
+    assert (sms.recipient, sms.user, sms.attempts, sms.locale) == ("+86 138****5678", user, 1, "en")
+    assert sms.provider_message_id.startswith("locmem-")
+    assert len(locmem.outbox) == 3
+    assert locmem.outbox[0] == SMSMessage(
+        to=PHONE,
+        body="Hello Ann, code 42",
+        metadata={"delivery_id": sms.pk, "template_key": "tests.greeting"},
+    )
+    assert isinstance(locmem.outbox[1], PushMessage)
+    assert locmem.outbox[1].token == "token-0"
+
+
+def test_same_key_sends_nothing_twice(user):
+    first = send(user, HELLO, channels=("sms",), idempotency_key="k")
+    second = send(user, HELLO, channels=("sms",), idempotency_key="k")
+    assert len(locmem.outbox) == 1
+    assert [d.pk for d in second.deliveries] == [d.pk for d in first.deliveries]
+    assert second.accepted
+
+
+def test_first_success_stops_at_the_first_accepted_channel(user, devices):
+    result = send(
+        user, HELLO, channels=("push", "sms"), strategy="first_success", idempotency_key="k"
+    )
+    assert {d.channel for d in result.deliveries} == {"push"}
+    assert all(isinstance(m, PushMessage) for m in locmem.outbox)
+
+
+def test_first_success_falls_back_when_push_fails(user, devices):
+    locmem.next_results += [SendResult.permanent_failure("bad", token_invalid=True)] * 2
+    result = send(
+        user, HELLO, channels=("push", "sms"), strategy="first_success", idempotency_key="k"
+    )
+    assert [d.status for d in result.deliveries] == ["failed", "failed", "sent"]
+    assert result.deliveries[0].failed_at is not None
+    assert not Device.objects.filter(active=True).exists()
+    assert isinstance(locmem.outbox[-1], SMSMessage)
+    # The second call sees the accepted SMS and sends nothing more.
+    again = send(
+        user, HELLO, channels=("push", "sms"), strategy="first_success", idempotency_key="k"
+    )
+    assert again.accepted
+    assert len(locmem.outbox) == 1
+
+
+def test_first_success_skips_a_channel_that_cannot_reach(user):
+    result = send(
+        user, HELLO, channels=("push", "sms"), strategy="first_success", idempotency_key="k"
+    )
+    assert result.skipped == {"push": "no active push device"}
+    assert [d.channel for d in result.deliveries] == ["sms"]
+
+
+def test_retryable_failure_stays_queued_and_the_same_key_retries(user):
+    locmem.next_results.append(SendResult.retry("timeout", "provider slow"))
+    first = send(user, HELLO, channels=("sms",), idempotency_key="k")
+    [delivery] = first.deliveries
+    assert not first.accepted
+    assert first.pending == [delivery]
+    assert (delivery.status, delivery.attempts, delivery.error_code) == ("queued", 1, "timeout")
+    second = send(user, HELLO, channels=("sms",), idempotency_key="k")
+    [retried] = second.deliveries
+    assert retried.pk == delivery.pk
+    assert (retried.status, retried.attempts, retried.error_code) == ("sent", 2, "")
+    assert len(locmem.outbox) == 1
+
+
+def test_backend_error_is_retryable(user):
+    locmem.next_results.append(BackendError("network down"))
+    [delivery] = send(user, HELLO, channels=("sms",), idempotency_key="k").deliveries
+    assert (delivery.status, delivery.error_code) == ("queued", "backend_error")
+
+
+def test_invalid_message_stores_nothing(user):
+    with pytest.raises(MessageError, match="code"):
+        send(
+            user,
+            Notification("tests.greeting", {"name": "Ann"}),
+            channels=("sms",),
+            idempotency_key="k",
+        )
+    with (
+        configure(SMS_MAX_SEGMENTS=1),
+        pytest.raises(MessageError, match="segments"),
+    ):
+        send(
+            user,
+            Notification("tests.greeting", {"name": "A" * 200, "code": "1"}),
+            channels=("sms",),
+            idempotency_key="k",
+        )
+    assert not Delivery.objects.exists()
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="channels"):
+        send(phone_recipient(), HELLO, channels=("fax",), idempotency_key="k")
+    with pytest.raises(ValueError, match="strategy"):
+        send(phone_recipient(), HELLO, channels=("sms",), strategy="any", idempotency_key="k")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="idempotency_key"):
+        send(phone_recipient(), HELLO, channels=("sms",), idempotency_key="")
+
+
+@configure(QUIET_HOURS=(21, 8))
+@pytest.mark.parametrize(
+    ("utc_now", "deferred_until"),
+    [
+        ("2025-03-01 12:59:59", None),  # 20:59:59 in Shanghai
+        ("2025-03-01 13:00:00", "2025-03-02 00:00:00"),  # 21:00 -> 08:00 next day
+        ("2025-03-01 15:59:59", "2025-03-02 00:00:00"),  # 23:59:59
+        ("2025-03-01 16:00:00", "2025-03-02 00:00:00"),  # 00:00
+        ("2025-03-01 23:59:59", "2025-03-02 00:00:00"),  # 07:59:59
+        ("2025-03-02 00:00:00", None),  # 08:00
+    ],
+)
+def test_quiet_hours_in_the_recipients_zone(utc_now, deferred_until):
+    with freeze_time(utc_now):
+        result = send(phone_recipient(), HELLO, channels=("sms",), idempotency_key="k")
+    if deferred_until is None:
+        assert result.accepted
+        assert result.deferred_until is None
+    else:
+        assert result.reason == "quiet_hours"
+        assert result.deferred_until == dt.datetime.fromisoformat(deferred_until + "+00:00")
+        assert result.deliveries == []
+        assert locmem.outbox == []
+        assert not Delivery.objects.exists()
+
+
+@configure(QUIET_HOURS=(1, 6))
+def test_quiet_hours_that_do_not_cross_midnight():
+    with freeze_time("2025-03-01 02:00:00"):
+        result = send(phone_recipient(zone="UTC"), HELLO, channels=("sms",), idempotency_key="k")
+    assert result.deferred_until == dt.datetime(2025, 3, 1, 6, tzinfo=dt.UTC)
+
+
+@configure(RATE_LIMIT=(2, 3600))
+def test_rate_limit_counts_notifications_per_recipient(user, devices):
+    with freeze_time("2025-03-01 02:00:00"):
+        assert send(user, HELLO, channels=("sms", "push"), idempotency_key="a").accepted
+    with freeze_time("2025-03-01 02:30:00"):
+        assert send(user, HELLO, channels=("sms", "push"), idempotency_key="b").accepted
+        limited = send(user, HELLO, channels=("sms",), idempotency_key="c")
+        assert limited.reason == "rate_limited"
+        assert limited.deferred_until == dt.datetime(2025, 3, 1, 3, tzinfo=dt.UTC)
+        assert not limited.deliveries
+        # Another person is not affected; a repeat of an earlier key is not counted again.
+        assert send(phone_recipient(), HELLO, channels=("sms",), idempotency_key="d").accepted
+        assert send(user, HELLO, channels=("sms",), idempotency_key="b").accepted
+    with freeze_time("2025-03-01 03:00:01"):
+        assert send(user, HELLO, channels=("sms",), idempotency_key="c").accepted
+    assert len(locmem.outbox) == 2 * 3 + 1 + 1
+
+
+def test_logs_never_show_a_full_phone_number_or_token(user, devices, caplog):
+    locmem.next_results.append(SendResult.retry("timeout"))
+    with caplog.at_level(logging.DEBUG):
+        send(user, HELLO, channels=("sms", "push"), idempotency_key="k")
+        send(user, HELLO, channels=("sms", "push"), idempotency_key="k")
+    assert "+86 138****5678" in caplog.text
+    assert "13812345678" not in caplog.text
+    assert "token-0" not in caplog.text
+    assert "token-1" not in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_calls_with_one_key_send_once(user):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite serializes writers, so no race can happen")
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def call():
+        try:
+            barrier.wait()
+            results.append(send(user, HELLO, channels=("sms",), idempotency_key="race"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(locmem.outbox) == 1
+    assert Delivery.objects.count() == 1
+    assert {r.deliveries[0].pk for r in results} == {Delivery.objects.get().pk}
