@@ -1,0 +1,136 @@
+import base64
+import sys
+
+import httpx
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from notifications.backends.twilio import TwilioSMSBackend
+from notifications.exceptions import BackendError, MissingExtra
+from notifications.messages import SMSMessage
+
+from .providers import FakeProvider, form, reply
+
+SID = "AC0123456789abcdef0123456789abcdef"
+CREATED = reply(201, {"sid": "SM1", "status": "queued"})
+
+
+def backend(fake: FakeProvider, **options: object) -> TwilioSMSBackend:
+    options = {"account_sid": SID, "auth_token": "tok", "from_number": "+15005550006", **options}
+    return TwilioSMSBackend("tw", transport=fake.transport, **options)
+
+
+def test_request() -> None:
+    fake = FakeProvider(CREATED)
+    results = backend(fake, status_callback="https://example.com/n/receipts/tw/").send_messages(
+        [SMSMessage(to="+14155550100", body="Renews on 1 May")]
+    )
+    assert results[0].ok
+    assert results[0].provider_message_id == "SM1"
+    request = fake.last
+    assert request.method == "POST"
+    assert str(request.url) == f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"
+    assert (
+        request.headers["Authorization"]
+        == "Basic " + base64.b64encode(f"{SID}:tok".encode()).decode()
+    )
+    assert form(request) == {
+        "To": "+14155550100",
+        "Body": "Renews on 1 May",
+        "From": "+15005550006",
+        "StatusCallback": "https://example.com/n/receipts/tw/",
+    }
+
+
+def test_api_key_and_messaging_service() -> None:
+    fake = FakeProvider(CREATED)
+    backend(
+        fake,
+        auth_token=None,
+        api_key_sid="SKabc",
+        api_key_secret="sec",
+        from_number=None,
+        messaging_service_sid="MG1",
+    ).send_messages([SMSMessage(to="+14155550100", body="x")])
+    assert fake.last.headers["Authorization"] == "Basic " + base64.b64encode(b"SKabc:sec").decode()
+    assert form(fake.last) == {"To": "+14155550100", "Body": "x", "MessagingServiceSid": "MG1"}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code", "permanent"),
+    [
+        (400, {"code": 21211, "message": "Invalid 'To' Phone Number"}, "21211", True),
+        (
+            400,
+            {"code": 21614, "message": "'To' number is not a valid mobile number"},
+            "21614",
+            True,
+        ),
+        (
+            400,
+            {"code": 21610, "message": "Attempt to send to unsubscribed recipient"},
+            "21610",
+            True,
+        ),
+        (429, {"code": 20429, "message": "Too Many Requests"}, "20429", False),
+        (503, None, "503", False),
+        (500, {"code": 20500, "message": "Internal Server Error"}, "20500", False),
+    ],
+)
+def test_error_mapping(status: int, body: object, code: str, permanent: bool) -> None:
+    fake = FakeProvider(reply(status, body))
+    (result,) = backend(fake).send_messages([SMSMessage(to="+14155550100", body="x")])
+    assert not result.ok
+    assert (result.error_code, result.permanent, result.token_invalid) == (code, permanent, False)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_authentication_failure_is_a_backend_error(status: int) -> None:
+    fake = FakeProvider(reply(status, {"code": 20003, "message": "Authenticate"}))
+    with pytest.raises(BackendError):
+        backend(fake).send_messages([SMSMessage(to="+14155550100", body="x")])
+
+
+def test_backend_error_after_a_sent_message_marks_the_rest_for_retry() -> None:
+    fake = FakeProvider(CREATED, reply(401, {"code": 20003, "message": "Authenticate"}))
+    messages = [SMSMessage(to="+14155550100", body="x")] * 3
+    results = backend(fake).send_messages(messages)
+    assert [r.ok for r in results] == [True, False, False]
+    assert {r.error_code for r in results[1:]} == {"backend_error"}
+    assert not any(r.permanent for r in results)
+    assert len(fake.requests) == 2
+
+
+def test_network_error_is_retried() -> None:
+    fake = FakeProvider(httpx.ConnectError("refused"))
+    (result,) = backend(fake).send_messages([SMSMessage(to="+14155550100", body="x")])
+    assert (result.ok, result.permanent, result.error_code) == (False, False, "network_error")
+
+
+def test_context_manager_keeps_one_client() -> None:
+    fake = FakeProvider(CREATED)
+    with backend(fake) as open_backend:
+        client = open_backend.client
+        open_backend.send_messages([SMSMessage(to="+14155550100", body="x")])
+        assert open_backend.client is client
+    assert open_backend._client is None
+
+
+def test_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    with pytest.raises(MissingExtra, match=r"django-renewals\[twilio\]"):
+        TwilioSMSBackend("tw", account_sid=SID, auth_token="t", from_number="+15005550006")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"account_sid": SID, "auth_token": "t", "from_number": "+1", "sender": "x"},
+        {"auth_token": "t", "from_number": "+1"},
+        {"account_sid": SID, "from_number": "+1"},
+        {"account_sid": SID, "auth_token": "t"},
+    ],
+)
+def test_bad_options_refused(options: dict[str, str]) -> None:
+    with pytest.raises(ImproperlyConfigured):
+        TwilioSMSBackend("tw", **options)
