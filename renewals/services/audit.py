@@ -50,18 +50,25 @@ def record_event(
     chain = chain_of(subscription)
     # Stored as it will read back (Decimals and datetimes as strings), so the hash holds.
     stored_data = json.loads(canonical_json(data or {}))
-    with transaction.atomic():
+    # No savepoint: a failure here fails the caller's whole transaction, as it must.
+    with transaction.atomic(savepoint=False):
         _lock_chain(chain)
-        head = AuditEvent.objects.filter(chain=chain).order_by("-sequence").first()
+        head = (
+            AuditEvent.objects.filter(chain=chain)
+            .order_by("-sequence")
+            .values_list("sequence", "hash")
+            .first()
+        )
+        sequence, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
         event = AuditEvent(
             chain=chain,
-            sequence=(head.sequence + 1) if head else 1,
+            sequence=sequence,
             kind=kind,
             subscription=subscription,
             actor=actor_label(actor),
             data=stored_data,
             occurred_at=at or timezone.now(),
-            prev_hash=head.hash if head else GENESIS,
+            prev_hash=prev_hash,
         )
         event.save()
     return event

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +19,7 @@ from ..exceptions import (
     StaleTermsHash,
 )
 from ..models import Consent, RenewalTerms, Status, Subscription
+from ..models.subscription import validate_time_zone
 from ..periods import first_renewal
 from ..policies import get_pack, resolve_policy
 from .audit import record_event
@@ -97,30 +99,30 @@ def subscribe(
 ) -> Subscription:
     """Start an auto-renewing subscription on ``terms`` with the user's consent.
 
-    Nothing is written unless the consent is valid. The first renewal is at the end of the
-    trial, or one term after ``start`` (default: now); its notices are planned at once.
+    Nothing is written unless the consent and the IANA ``time_zone`` are valid. The first
+    renewal is at the end of the trial, or one term after ``start`` (default: now); its
+    notices are planned at once.
     """
     from .scheduling import plan_notices
 
     policy = policy or resolve_policy(user, terms)
     validate_consent(evidence, terms, policy)
     start = start or timezone.now()
+    time_zone = time_zone or renewals_settings.time_zone_name
+    validate_time_zone(time_zone)
+    renewal = first_renewal(terms, start, ZoneInfo(time_zone))
     with transaction.atomic():
         subscription = Subscription.objects.create(
             user=user,
             terms=terms,
             policy=policy,
-            time_zone=time_zone or renewals_settings.time_zone_name,
+            status=Status.TRIALING if terms.trial_days else Status.ACTIVE,
+            time_zone=time_zone,
             auto_renew=True,
             current_period_start=start,
+            trial_ends_at=renewal if terms.trial_days else None,
+            next_renewal_at=renewal,
         )
-        renewal = first_renewal(terms, start, subscription.zone)
-        if terms.trial_days:
-            subscription.transition_to(
-                Status.TRIALING, trial_ends_at=renewal, next_renewal_at=renewal
-            )
-        else:
-            subscription.transition_to(Status.ACTIVE, next_renewal_at=renewal)
         record_event(
             "subscribed",
             subscription=subscription,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from renewals.exceptions import (
     ConsentBundled,
@@ -96,3 +97,10 @@ def test_consent_rows_are_insert_only():
     consent.user_agent = "edited"
     with pytest.raises(Exception, match="insert-only"):
         consent.save()
+
+
+def test_an_unknown_time_zone_is_refused_before_anything_is_written():
+    terms = make_terms()
+    with pytest.raises(ValidationError, match="Mars/Olympus"):
+        subscribe(make_user(), terms, make_evidence(terms), time_zone="Mars/Olympus")
+    assert not Subscription.objects.exists()
