@@ -17,6 +17,7 @@ from ..exceptions import InvalidRecipient, MessageError
 from ..messages import Receipt, SendResult, SMSMessage
 from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, is_transient, json_body
 from ._receipts import TokenJSONReceipts, parse_china_time
+from ._templates import ApprovedTemplates
 from .base import SMSBackend
 
 API_VERSION = "2017-05-25"
@@ -66,7 +67,7 @@ def aliyun_number(e164: str) -> str:
     return digits[2:] if digits.startswith("86") else digits
 
 
-class AliyunSMSBackend(TokenJSONReceipts, HTTPBackend[SMSMessage], SMSBackend):
+class AliyunSMSBackend(ApprovedTemplates, TokenJSONReceipts, HTTPBackend[SMSMessage], SMSBackend):
     """Sends approved templates through ``SendSms`` (RPC, API version 2017-05-25).
 
     Each message needs a ``template_code``; ``sign_name`` comes from the message or the
@@ -83,6 +84,7 @@ class AliyunSMSBackend(TokenJSONReceipts, HTTPBackend[SMSMessage], SMSBackend):
         "endpoint",
         "region_id",
         "receipt_token",
+        "template_codes",
     }
     required_options = frozenset({"access_key_id", "access_key_secret"})
     receipt_ack = {"code": 0, "msg": "成功"}
@@ -91,7 +93,9 @@ class AliyunSMSBackend(TokenJSONReceipts, HTTPBackend[SMSMessage], SMSBackend):
         o = self.options
         sign_name = message.sign_name or o.get("sign_name")
         if not message.template_code or not sign_name:
-            raise MessageError("Aliyun sends templates only: set template_code and sign_name.")
+            raise MessageError(
+                "Aliyun sends approved templates only: set OPTIONS template_codes and sign_name."
+            )
         params = {
             "AccessKeyId": o["access_key_id"],
             "Action": "SendSms",

@@ -79,6 +79,11 @@ class BaseBackend(Generic[M]):
 class SMSBackend(BaseBackend[SMSMessage]):
     channel = "sms"
 
+    def template_code_for(self, template_key: str) -> str | None:
+        """The provider's code for a message template, where the provider sends only
+        pre-approved templates (Aliyun, Tencent); ``None`` where it sends any text."""
+        return None
+
 
 class PushBackend(BaseBackend[PushMessage]):
     channel = "push"

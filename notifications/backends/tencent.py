@@ -15,6 +15,7 @@ from ..exceptions import BackendError, MessageError
 from ..messages import Receipt, SendResult, SMSMessage
 from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, is_transient, json_body
 from ._receipts import TokenJSONReceipts, parse_china_time
+from ._templates import ApprovedTemplates
 from .base import SMSBackend
 
 HOST = "sms.tencentcloudapi.com"
@@ -81,7 +82,7 @@ def template_param_list(params: Mapping[str, str]) -> list[str]:
     return list(params.values())
 
 
-class TencentSMSBackend(TokenJSONReceipts, HTTPBackend[SMSMessage], SMSBackend):
+class TencentSMSBackend(ApprovedTemplates, TokenJSONReceipts, HTTPBackend[SMSMessage], SMSBackend):
     """Sends approved templates through ``SendSms``, up to 200 numbers per call.
 
     Consecutive messages with the same template, values and signature share a call. Each
@@ -99,6 +100,7 @@ class TencentSMSBackend(TokenJSONReceipts, HTTPBackend[SMSMessage], SMSBackend):
         "sign_name",
         "region",
         "receipt_token",
+        "template_codes",
     }
     required_options = frozenset({"secret_id", "secret_key", "sdk_app_id"})
     receipt_ack = {"result": 0, "errmsg": "OK"}
@@ -125,7 +127,9 @@ class TencentSMSBackend(TokenJSONReceipts, HTTPBackend[SMSMessage], SMSBackend):
         first = batch[0]
         sign_name = first.sign_name or o.get("sign_name")
         if not first.template_code or not sign_name:
-            raise MessageError("Tencent sends templates only: set template_code and sign_name.")
+            raise MessageError(
+                "Tencent sends approved templates only: set OPTIONS template_codes and sign_name."
+            )
         payload = json.dumps(
             {
                 "PhoneNumberSet": [m.to for m in batch],

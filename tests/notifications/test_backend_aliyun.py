@@ -11,6 +11,7 @@ from freezegun import freeze_time
 
 from notifications.backends.aliyun import AliyunSMSBackend, rpc_signature
 from notifications.exceptions import BackendError, MissingExtra
+from notifications.message_templates import registered
 from notifications.messages import SMSMessage
 
 from .providers import FakeProvider, form, reply
@@ -168,10 +169,33 @@ def test_unknown_option_refused() -> None:
 
 
 def test_check_warns_without_receipt_token() -> None:
-    assert [
-        m.id for m in AliyunSMSBackend("ali", access_key_id="a", access_key_secret="b").check()
-    ] == ["notifications.W101"]
-    assert (
-        AliyunSMSBackend("ali", access_key_id="a", access_key_secret="b", receipt_token="t").check()
-        == []
+    codes = {template.key: "SMS_1" for template in registered()}
+    backend = AliyunSMSBackend(
+        "ali", access_key_id="a", access_key_secret="b", template_codes=codes
     )
+    assert [m.id for m in backend.check()] == ["notifications.W101"]
+    backend = AliyunSMSBackend(
+        "ali", access_key_id="a", access_key_secret="b", receipt_token="t", template_codes=codes
+    )
+    assert backend.check() == []
+
+
+def test_check_warns_of_a_template_without_a_code() -> None:
+    backend = AliyunSMSBackend(
+        "ali",
+        access_key_id="a",
+        access_key_secret="b",
+        receipt_token="t",
+        template_codes={"renewals.reminder": "SMS_1"},
+    )
+    warnings = [m.msg for m in backend.check() if m.id == "notifications.W102"]
+    assert any("'renewals.cancelled'" in msg for msg in warnings)
+    assert not any("'renewals.reminder'" in msg for msg in warnings)
+    assert backend.template_code_for("renewals.reminder") == "SMS_1"
+    assert backend.template_code_for("other") is None
+
+
+@pytest.mark.parametrize("codes", [["SMS_1"], {"renewals.reminder": ""}, {"k": 5}])
+def test_template_codes_must_map_keys_to_codes(codes: object) -> None:
+    with pytest.raises(ImproperlyConfigured, match="template_codes"):
+        AliyunSMSBackend("ali", access_key_id="a", access_key_secret="b", template_codes=codes)
