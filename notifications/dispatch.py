@@ -22,7 +22,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from .backends import backend_for_channel
-from .backends.base import BaseBackend
+from .backends.base import BaseBackend, SMSBackend
 from .conf import CHANNEL_NAMES, notifications_settings
 from .exceptions import BackendError
 from .message_templates import MessageTemplate, Rendered, check_sms_length, get_template
@@ -118,29 +118,30 @@ def send(
     result = DispatchResult(
         deliveries=list(Delivery.objects.filter(dispatch_key=idempotency_key).order_by("pk"))
     )
-    if result.deliveries and (
-        not result.pending or (strategy == "first_success" and result.accepted)
-    ):
+    first_call = not result.deliveries
+    if not first_call and (not result.pending or (strategy == "first_success" and result.accepted)):
         return result
     now = timezone.now()
     quiet_until = _quiet_until(recipient.time_zone, now)
     if quiet_until is not None:
         result.deferred_until, result.reason = quiet_until, "quiet_hours"
         return result
-    if not result.deliveries:
-        limited_until = _rate_limited_until(recipient.key, idempotency_key, now)
+    recipient_key = recipient.key
+    if first_call:
+        limited_until = _rate_limited_until(recipient_key, idempotency_key, now)
         if limited_until is not None:
             result.deferred_until, result.reason = limited_until, "rate_limited"
             return result
 
     result.deliveries = []
     base = {
-        "recipient_key": recipient.key,
+        "recipient_key": recipient_key,
         "user": recipient.user,
         "template_key": rendered.key,
         "locale": rendered.locale,
         "dispatch_key": idempotency_key,
         "reference": reference,
+        "queued_at": now,
     }
     for channel in channels:
         targets = _targets(channel, recipient, rendered)
@@ -149,7 +150,7 @@ def send(
                 "no phone number" if channel == "sms" else "no active push device"
             )
             continue
-        deliveries = _send_channel(channel, targets, base, template, rendered, now)
+        deliveries = _send_channel(channel, targets, base, template, rendered, first_call)
         result.deliveries += deliveries
         if strategy == "first_success" and any(_is_accepted(d) for d in deliveries):
             break
@@ -218,55 +219,70 @@ def _targets(channel: str, recipient: Recipient, rendered: Rendered) -> list[_Ta
     ]
 
 
+class _Collision(Exception):
+    """Another call inserted a delivery of the same key first."""
+
+
 def _send_channel(
     channel: str,
     targets: list[_Target],
     base: dict[str, Any],
     template: MessageTemplate,
     rendered: Rendered,
-    now: dt.datetime,
+    first_call: bool,
 ) -> list[Delivery]:
+    """The channel's deliveries, created or claimed in one transaction that sends those claimed.
+
+    A first call inserts every delivery without a savepoint (a collision rolls back before
+    anything is sent); otherwise, or after a collision, each delivery is claimed by
+    :func:`_claim`.
+    """
     backend = backend_for_channel(channel)
-    deliveries, claimed = [], []
+    fields = {**base, "channel": channel, "backend_alias": backend.alias}
+    if first_call:
+        try:
+            with transaction.atomic():
+                claimed = _insert(fields, targets)
+                _deliver(backend, template, rendered, claimed)
+            return [delivery for delivery, _ in claimed]
+        except _Collision:
+            pass
     with transaction.atomic():
-        for target in targets:
-            delivery, mine = _claim(channel, backend.alias, target, base, now)
-            deliveries.append(delivery)
-            if mine:
-                claimed.append(
-                    (
-                        delivery,
-                        _prepare(target.message, delivery, backend, template, rendered.fields),
-                    )
-                )
+        claims = [(*_claim(fields, target), target) for target in targets]
+        claimed = [(delivery, target) for delivery, mine, target in claims if mine]
         if claimed:
-            _deliver(backend, claimed)
-    return deliveries
+            _deliver(backend, template, rendered, claimed)
+    return [delivery for delivery, _, _ in claims]
 
 
-def _claim(
-    channel: str, alias: str, target: _Target, base: dict[str, Any], now: dt.datetime
-) -> tuple[Delivery, bool]:
+def _create(fields: dict[str, Any], target: _Target) -> Delivery:
+    return Delivery.objects.create(
+        **fields,
+        recipient=target.recipient,
+        device=target.device,
+        idempotency_key=f"{fields['dispatch_key']}:{target.suffix}",
+    )
+
+
+def _insert(fields: dict[str, Any], targets: list[_Target]) -> list[tuple[Delivery, _Target]]:
+    try:
+        return [(_create(fields, target), target) for target in targets]
+    except IntegrityError:
+        raise _Collision from None
+
+
+def _claim(fields: dict[str, Any], target: _Target) -> tuple[Delivery, bool]:
     """The delivery for ``target`` and whether this call must send it.
 
     This call sends when it inserted the row, or when the row is still queued and no other
     call holds it (``skip_locked``).
     """
-    key = f"{base['dispatch_key']}:{target.suffix}"
     try:
         with transaction.atomic():
-            delivery = Delivery.objects.create(
-                **base,
-                channel=channel,
-                backend_alias=alias,
-                recipient=target.recipient,
-                device=target.device,
-                idempotency_key=key,
-                queued_at=now,
-            )
-        return delivery, True
+            return _create(fields, target), True
     except IntegrityError:
         pass
+    key = f"{fields['dispatch_key']}:{target.suffix}"
     queued = (
         Delivery.objects.select_for_update(skip_locked=True)
         .filter(idempotency_key=key, status=Status.QUEUED)
@@ -285,18 +301,31 @@ def _prepare(
     fields: dict[str, str],
 ) -> Message:
     """``message`` with what the backend may need: the delivery's id, the template key and,
-    for template-only SMS providers, the template's parameters."""
+    for template-only SMS providers, the approved template's code and parameters."""
     metadata = {"delivery_id": delivery.pk, "template_key": delivery.template_key}
-    if isinstance(message, SMSMessage):
-        params = template.provider_params(backend.provider, fields)
-        return replace(message, template_params=params, metadata=metadata)
+    if isinstance(message, SMSMessage) and isinstance(backend, SMSBackend):
+        return replace(
+            message,
+            template_code=backend.template_code_for(delivery.template_key),
+            template_params=template.provider_params(backend.provider, fields),
+            metadata=metadata,
+        )
     return replace(message, metadata=metadata)
 
 
-def _deliver(backend: BaseBackend[Any], claimed: list[tuple[Delivery, Message]]) -> None:
+def _deliver(
+    backend: BaseBackend[Any],
+    template: MessageTemplate,
+    rendered: Rendered,
+    claimed: list[tuple[Delivery, _Target]],
+) -> None:
+    messages = [
+        (delivery, _prepare(target.message, delivery, backend, template, rendered.fields))
+        for delivery, target in claimed
+    ]
     with backend:
-        for start in range(0, len(claimed), backend.batch_size):
-            chunk = claimed[start : start + backend.batch_size]
+        for start in range(0, len(messages), backend.batch_size):
+            chunk = messages[start : start + backend.batch_size]
             try:
                 results = backend.send_messages([message for _, message in chunk])
             except BackendError as exc:
@@ -307,16 +336,19 @@ def _deliver(backend: BaseBackend[Any], claimed: list[tuple[Delivery, Message]])
 
 
 def _record(delivery: Delivery, outcome: SendResult) -> None:
+    """Save ``outcome`` on ``delivery``, whose row this transaction has locked, in one UPDATE."""
     delivery.attempts += 1
     delivery.provider_message_id = outcome.provider_message_id
     delivery.error_code, delivery.error_message = outcome.error_code[:100], outcome.error_message
-    delivery.save(update_fields=["attempts", "provider_message_id", "error_code", "error_message"])
+    fields = ["attempts", "provider_message_id", "error_code", "error_message"]
     if outcome.ok:
-        record_status(delivery, Status.SENT)
+        record_status(delivery, Status.SENT, update_fields=fields, locked=True)
     elif outcome.permanent:
-        record_status(delivery, Status.FAILED)
+        record_status(delivery, Status.FAILED, update_fields=fields, locked=True)
         if outcome.token_invalid and delivery.device_id is not None:
             Device.objects.filter(pk=delivery.device_id).update(active=False)
+    else:
+        delivery.save(update_fields=fields)
     logger.info(
         "Delivery %s (%s to %s, attempt %s): %s %s",
         delivery.pk,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 from django.db import transaction
 from django.utils import timezone
@@ -37,23 +38,31 @@ def record_status(
     at: dt.datetime | None = None,
     error_code: str = "",
     error_message: str = "",
+    update_fields: Sequence[str] = (),
+    locked: bool = False,
 ) -> bool:
     """Move ``delivery`` to ``status`` and send :data:`~notifications.signals.delivery_updated`.
 
     A final status never changes and ``sent`` never follows ``sent``; such calls change
     nothing and return ``False``. The delivery is locked and re-read, so concurrent receipts
-    cannot both win.
+    cannot both win; ``locked=True`` says this transaction already holds the row lock (it
+    inserted the row or selected it for update), so ``delivery.status`` is current and is not
+    re-read. ``update_fields`` names other fields of ``delivery`` saved in the same UPDATE.
     """
     status = Status(status)
-    with transaction.atomic():
-        current = Delivery.objects.select_for_update().only("status").get(pk=delivery.pk)
-        old_status = current.status
-        if current.is_final or _ORDER.get(status, 2) <= _ORDER.get(Status(old_status), 2):
-            delivery.status = old_status
+    with transaction.atomic(savepoint=False):
+        if not locked:
+            delivery.status = (
+                Delivery.objects.select_for_update()
+                .values_list("status", flat=True)
+                .get(pk=delivery.pk)
+            )
+        old_status = delivery.status
+        if delivery.is_final or _ORDER.get(status, 2) <= _ORDER.get(Status(old_status), 2):
             return False
         delivery.status = status
         setattr(delivery, TIME_FIELDS[status], at or timezone.now())
-        fields = ["status", TIME_FIELDS[status]]
+        fields = [*update_fields, "status", TIME_FIELDS[status]]
         if error_code or error_message:
             delivery.error_code, delivery.error_message = error_code[:100], error_message
             fields += ["error_code", "error_message"]

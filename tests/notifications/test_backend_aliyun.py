@@ -199,3 +199,35 @@ def test_check_warns_of_a_template_without_a_code() -> None:
 def test_template_codes_must_map_keys_to_codes(codes: object) -> None:
     with pytest.raises(ImproperlyConfigured, match="template_codes"):
         AliyunSMSBackend("ali", access_key_id="a", access_key_secret="b", template_codes=codes)
+
+
+@pytest.mark.django_db
+def test_dispatch_sends_the_approved_template_with_its_code_and_params() -> None:
+    from notifications.dispatch import Notification, send
+
+    from .helpers import configure, phone_recipient
+
+    fake = FakeProvider(OK)
+    aliyun = {
+        "BACKEND": "notifications.backends.aliyun.AliyunSMSBackend",
+        "OPTIONS": {
+            "access_key_id": "testId",
+            "access_key_secret": "testSecret",
+            "sign_name": "会员中心",
+            "template_codes": {"tests.greeting": "SMS_777"},
+            "transport": fake.transport,
+        },
+    }
+    with configure(BACKENDS={"aliyun": aliyun}, CHANNELS={"sms": "aliyun"}):
+        result = send(
+            phone_recipient(),
+            Notification("tests.greeting", {"name": "Ann", "code": "42"}),
+            channels=["sms"],
+            idempotency_key="greeting-1",
+        )
+    assert result.accepted
+    sent = form(fake.last)
+    assert sent["TemplateCode"] == "SMS_777"
+    assert json.loads(sent["TemplateParam"]) == {"n": "Ann"}
+    assert sent["PhoneNumbers"] == "13812345678"
+    assert result.deliveries[0].provider_message_id == "900619746936498440^0"

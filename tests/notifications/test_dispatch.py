@@ -7,11 +7,13 @@ from django.contrib.auth import get_user_model
 from django.db import connection, connections
 from freezegun import freeze_time
 
+from notifications import dispatch
 from notifications.backends import locmem
 from notifications.dispatch import Notification, send
 from notifications.exceptions import BackendError, MessageError
 from notifications.messages import PushMessage, SendResult, SMSMessage
 from notifications.models import Delivery, Device
+from notifications.signals import delivery_updated
 
 from .helpers import CONTEXT, PHONE, configure, phone_recipient
 
@@ -111,6 +113,49 @@ def test_retryable_failure_stays_queued_and_the_same_key_retries(user):
     assert retried.pk == delivery.pk
     assert (retried.status, retried.attempts, retried.error_code) == ("sent", 2, "")
     assert len(locmem.outbox) == 1
+
+
+def test_first_sms_takes_two_lookups_an_insert_and_an_update(django_assert_num_queries):
+    received = []
+
+    def receiver(sender, delivery, old_status, new_status, **kwargs):
+        received.append((old_status, new_status))
+
+    delivery_updated.connect(receiver)
+    try:
+        with django_assert_num_queries(6) as captured:
+            [delivery] = send(
+                phone_recipient(), HELLO, channels=("sms",), idempotency_key="k"
+            ).deliveries
+    finally:
+        delivery_updated.disconnect(receiver)
+    # Existing deliveries and rate limit, then one transaction (a savepoint inside the test's).
+    verbs = [query["sql"].split()[0] for query in captured]
+    assert verbs == ["SELECT", "SELECT", "SAVEPOINT", "INSERT", "UPDATE", "RELEASE"]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 1)
+    assert delivery.sent_at is not None
+    assert received == [("queued", "sent")]
+
+
+@pytest.mark.parametrize(("earlier_results", "attempts"), [([], 1), ([SendResult.retry("t")], 2)])
+def test_a_delivery_inserted_after_the_lookup_is_not_sent_twice(
+    monkeypatch, earlier_results, attempts
+):
+    # As if a concurrent call inserted the delivery between this call's lookup and insert.
+    rate_limited_until = dispatch._rate_limited_until
+
+    def concurrent_call(*args):
+        monkeypatch.setattr(dispatch, "_rate_limited_until", rate_limited_until)
+        locmem.next_results.extend(earlier_results)
+        send(phone_recipient(), HELLO, channels=("sms",), idempotency_key="k")
+        return rate_limited_until(*args)
+
+    monkeypatch.setattr(dispatch, "_rate_limited_until", concurrent_call)
+    [delivery] = send(phone_recipient(), HELLO, channels=("sms",), idempotency_key="k").deliveries
+    assert len(locmem.outbox) == 1
+    assert Delivery.objects.get() == delivery
+    assert (delivery.status, delivery.attempts) == ("sent", attempts)
 
 
 def test_backend_error_is_retryable(user):

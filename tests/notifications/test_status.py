@@ -56,6 +56,18 @@ def test_record_status_sets_time_and_signals(signals):
     assert signals == [(delivery.pk, "queued", "sent"), (delivery.pk, "sent", "undelivered")]
 
 
+def test_record_status_locked_saves_other_fields_in_one_update(django_assert_num_queries, signals):
+    delivery = make_delivery()
+    delivery.attempts = 1
+    with django_assert_num_queries(1):
+        assert record_status(delivery, "sent", at=NOW, update_fields=["attempts"], locked=True)
+    with django_assert_num_queries(2):  # the locking read and the update, no savepoint
+        assert record_status(delivery, "delivered")
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.sent_at, delivery.attempts) == ("delivered", NOW, 1)
+    assert signals == [(delivery.pk, "queued", "sent"), (delivery.pk, "sent", "delivered")]
+
+
 @pytest.mark.parametrize("final", ["delivered", "failed", "undelivered", "expired"])
 @pytest.mark.parametrize(
     "later", ["queued", "sent", "delivered", "failed", "undelivered", "expired"]
