@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -16,10 +17,12 @@ from .phone import mask_token
 class DeviceAdmin(admin.ModelAdmin):
     list_display = ["user", "platform", "provider", "masked_token", "active", "last_seen_at"]
     list_filter = ["platform", "provider", "active"]
-    search_fields = ["user__username"]
+    search_fields = [f"user__{get_user_model().USERNAME_FIELD}"]
     fields = ["user", "platform", "provider", "masked_token", "active", "last_seen_at"]
-    readonly_fields = ["masked_token", "last_seen_at"]
-    raw_id_fields = ["user"]
+    readonly_fields = ["user", "platform", "provider", "masked_token", "last_seen_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # apps register devices with the token their client reports
 
     @admin.display(description=_("token"))
     def masked_token(self, device: Device) -> str:

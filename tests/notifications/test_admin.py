@@ -1,0 +1,60 @@
+"""The admin shows devices and deliveries without full tokens or numbers, read-only."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from notifications.models import Delivery, Device
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "fcm-token-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.fixture
+def device(django_user_model):
+    user = django_user_model.objects.create_user(username="ann", password="pw")
+    return Device.objects.create(user=user, platform="android", provider="fcm", token=TOKEN)
+
+
+@pytest.fixture
+def delivery(device):
+    return Delivery.objects.create(
+        channel="sms",
+        backend_alias="sms",
+        recipient="+86 138****5678",
+        template_key="tests.greeting",
+        idempotency_key="k:sms",
+        dispatch_key="k",
+        recipient_key="user:1",
+        queued_at=timezone.now(),
+    )
+
+
+def test_device_pages_never_show_the_whole_token(admin_client, device):
+    for url in (
+        reverse("admin:notifications_device_changelist"),
+        reverse("admin:notifications_device_change", args=[device.pk]),
+    ):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        assert TOKEN not in page.content.decode()
+        assert TOKEN[:6] in page.content.decode()
+
+
+def test_devices_are_not_added_by_hand(admin_client):
+    assert admin_client.get(reverse("admin:notifications_device_add")).status_code == 403
+
+
+def test_deliveries_are_read_only(admin_client, delivery):
+    assert admin_client.get(reverse("admin:notifications_delivery_changelist")).status_code == 200
+    change = reverse("admin:notifications_delivery_change", args=[delivery.pk])
+    page = admin_client.get(change)
+    assert page.status_code == 200
+    assert "+86 138****5678" in page.content.decode()
+    admin_client.post(change, {"status": "delivered"})
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.QUEUED
+    assert admin_client.get(reverse("admin:notifications_delivery_add")).status_code == 403
