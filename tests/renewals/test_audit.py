@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 from django.db import connection, connections
 
 from renewals.models import AuditCheckpoint, AuditEvent
+from renewals.models.audit import GENESIS
 from renewals.services import create_checkpoint, record_event, verify_audit
 
 from .factories import make_subscription
@@ -117,7 +118,8 @@ def test_the_command_reports_a_clean_log_and_can_checkpoint(two_chains, capsys):
     call_command("renewals_verify_audit", "--checkpoint")
     out = capsys.readouterr().out
     assert "6 events in 2 chains" in out
-    assert "checkpoint #1 over 2 chains" in out
+    assert "checkpoint #1 over 2 chains: " in out
+    assert AuditCheckpoint.objects.get().hash in out
     assert AuditCheckpoint.objects.get().heads[f"subscription:{two_chains[0].pk}"][0] == 3
 
 
@@ -149,3 +151,40 @@ def test_concurrent_writers_keep_every_chain_whole():
     report = verify_audit()
     assert report.ok, report.problem
     assert report.chains == 2
+
+
+def test_a_rewritten_log_fails_against_a_hash_kept_outside(two_chains, capsys):
+    first, _ = two_chains
+    call_command("renewals_verify_audit", "--checkpoint")
+    anchor = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
+    call_command("renewals_verify_audit", "--expect", anchor)
+    assert "1 matching the recorded hashes" in capsys.readouterr().out
+
+    # Someone with database access rewrites a row, every later link, and the checkpoint.
+    previous = GENESIS
+    for event in AuditEvent.objects.filter(chain=f"subscription:{first.pk}").order_by("sequence"):
+        if event.sequence == 2:
+            event.data = {"n": 99}
+        event.prev_hash = previous
+        _sql(
+            f"UPDATE {AuditEvent._meta.db_table} SET data = %s, prev_hash = %s, hash = %s "
+            "WHERE id = %s",
+            [json.dumps(event.data), event.prev_hash, event.compute_hash(), event.pk],
+        )
+        previous = event.compute_hash()
+    checkpoint = AuditCheckpoint.objects.get()
+    checkpoint.heads[f"subscription:{first.pk}"][1] = previous
+    _sql(
+        f"UPDATE {AuditCheckpoint._meta.db_table} SET heads = %s, hash = %s WHERE id = %s",
+        [json.dumps(checkpoint.heads), checkpoint.compute_hash(), checkpoint.pk],
+    )
+
+    assert verify_audit().ok  # the chains alone cannot tell
+    with pytest.raises(CommandError, match="checkpoint #1 has hash") as info:
+        call_command("renewals_verify_audit", "--expect", anchor)
+    assert info.value.returncode == 1
+
+
+def test_a_malformed_expected_hash_is_a_usage_error(two_chains):
+    with pytest.raises(CommandError, match="SEQUENCE:HASH"):
+        call_command("renewals_verify_audit", "--expect", "abc")
