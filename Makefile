@@ -1,4 +1,4 @@
-.PHONY: demo test lint format docs
+.PHONY: demo test format
 
 demo:  ## Run the example project on SQLite at http://127.0.0.1:8000/
 	scripts/demo

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import DEFAULTS, renewals_settings
@@ -46,7 +46,7 @@ def check_settings(
     return messages
 
 
-@register(Tags.compatibility)
+@register()
 def check_gateway(
     app_configs: Sequence[AppConfig] | None = None,
     databases: Sequence[str] | None = None,

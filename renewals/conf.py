@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -38,6 +39,18 @@ def _string(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ImproperlyConfigured(f"RENEWALS[{key!r}] must be a non-empty string.")
     return value
+
+
+def _time_zone(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(_string(key, value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"RENEWALS[{key!r}] must be an IANA time zone such as 'Asia/Shanghai', got {value!r}."
+        ) from None
+    return str(value)
 
 
 def _mapping(key: str, value: Any) -> Mapping[str, Any]:
@@ -76,7 +89,7 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     # Hours kept free between the planned send and the end of a notice's window, for retries.
     "RETRY_MARGIN_HOURS": (24, _positive_int),
     # Time zone for subscriptions whose user's zone is unknown; defaults to settings.TIME_ZONE.
-    "DEFAULT_TIME_ZONE": (None, lambda key, v: v if v is None else _string(key, v)),
+    "DEFAULT_TIME_ZONE": (None, _time_zone),
 }
 
 

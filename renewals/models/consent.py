@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ..canonical import sha256_of
+
 
 class ConsentChannel(models.TextChoices):
     WEB = "web", _("web")
@@ -82,6 +84,27 @@ class Consent(models.Model):
         if not self._state.adding:
             raise ValidationError(_("Consent records are insert-only."))
         super().save(*args, **kwargs)
+
+    def evidence_content(self) -> dict[str, Any]:
+        """The evidence of this consent, as the audit chain's ``evidence_sha256`` covers it."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "terms_hash",
+                "policy",
+                "granted_at",
+                "channel",
+                "ip_address",
+                "user_agent",
+                "locale",
+                "form_id",
+                "control_initially_unticked",
+                "disclosure_text",
+            )
+        }
+
+    def evidence_hash(self) -> str:
+        return sha256_of(self.evidence_content())
 
     @property
     def is_active(self) -> bool:

@@ -32,6 +32,9 @@ class RenewalNotice(models.Model):
     window_opens_at = models.DateTimeField(_("window opens"))
     window_closes_at = models.DateTimeField(_("window closes"))
     send_at = models.DateTimeField(_("planned send"))
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, help_text=_("The user's zone the send hour was chosen in.")
+    )
     channels = models.JSONField(_("channels"), default=list)
     strategy = models.CharField(_("channel strategy"), max_length=16, default="all")
     delivered_when = models.CharField(

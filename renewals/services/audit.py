@@ -146,29 +146,14 @@ def verify_audit() -> AuditReport:
 def _first_problem(
     counts: dict[str, int], heads: dict[str, tuple[int, str]]
 ) -> AuditProblem | None:
-    last = AuditCheckpoint.objects.order_by("-sequence").first()
-    promised: dict[str, list[Any]] = last.heads if last else {}
-    seen_at_checkpoint: dict[str, str] = {}
-
-    for event in AuditEvent.objects.order_by("chain", "sequence").iterator(chunk_size=2000):
-        counts["events"] += 1
-        previous = heads.get(event.chain)
-        if event.sequence != (previous[0] + 1 if previous else 1):
-            reason = "a row before it is missing"
-        elif event.prev_hash != (previous[1] if previous else GENESIS):
-            reason = "its previous-hash does not match the row before it"
-        elif event.compute_hash() != event.hash:
-            reason = "its content does not match its hash (the row was edited)"
-        else:
-            heads[event.chain] = (event.sequence, event.hash)
-            if promised.get(event.chain, [None])[0] == event.sequence:
-                seen_at_checkpoint[event.chain] = event.hash
-            continue
-        return AuditProblem("event", event.pk, f"{event.chain}#{event.sequence}", reason)
-
+    # Every checkpoint promises the hash of each chain's head at its time. Collect them all
+    # (deduplicated: a chain that did not move between checkpoints is one promise), so an
+    # event rewritten under an old checkpoint is caught, not only under the newest.
+    promised: dict[tuple[str, int], tuple[str, int]] = {}
     previous_hash = GENESIS
     for checkpoint in AuditCheckpoint.objects.order_by("sequence").iterator():
         counts["checkpoints"] += 1
+        where = f"checkpoint#{checkpoint.sequence}"
         if checkpoint.sequence != counts["checkpoints"]:
             reason = "a checkpoint before it is missing"
         elif checkpoint.prev_hash != previous_hash:
@@ -176,18 +161,44 @@ def _first_problem(
         elif checkpoint.compute_hash() != checkpoint.hash:
             reason = "its content does not match its hash (the row was edited)"
         else:
-            previous_hash = checkpoint.hash
-            continue
-        return AuditProblem(
-            "checkpoint", checkpoint.pk, f"checkpoint#{checkpoint.sequence}", reason
-        )
+            reason = _collect_promises(checkpoint, promised)
+        if reason:
+            return AuditProblem("checkpoint", checkpoint.pk, where, reason)
+        previous_hash = checkpoint.hash
 
-    for chain, (sequence, digest) in sorted(promised.items()):
-        if seen_at_checkpoint.get(chain) != digest:
-            assert last is not None
-            reason = (
-                f"checkpoint #{last.sequence} saw link #{sequence} with another hash, "
-                "or that link is gone (rows were deleted or rewritten)"
-            )
-            return AuditProblem("event", None, chain, reason)
+    for event in AuditEvent.objects.order_by("chain", "sequence").iterator(chunk_size=2000):
+        counts["events"] += 1
+        previous = heads.get(event.chain)
+        promise = promised.pop((event.chain, event.sequence), None)
+        if event.sequence != (previous[0] + 1 if previous else 1):
+            reason = "a row before it is missing"
+        elif event.prev_hash != (previous[1] if previous else GENESIS):
+            reason = "its previous-hash does not match the row before it"
+        elif event.compute_hash() != event.hash:
+            reason = "its content does not match its hash (the row was edited)"
+        elif promise is not None and promise[0] != event.hash:
+            reason = f"checkpoint #{promise[1]} saw this link with another hash (rewritten)"
+        else:
+            heads[event.chain] = (event.sequence, event.hash)
+            continue
+        return AuditProblem("event", event.pk, f"{event.chain}#{event.sequence}", reason)
+
+    if promised:
+        (chain, sequence), (_digest, checkpoint_sequence) = min(promised.items())
+        reason = (
+            f"checkpoint #{checkpoint_sequence} saw link #{sequence}, which is gone "
+            "(rows were deleted)"
+        )
+        return AuditProblem("event", None, chain, reason)
     return None
+
+
+def _collect_promises(
+    checkpoint: AuditCheckpoint, promised: dict[tuple[str, int], tuple[str, int]]
+) -> str:
+    """Add the checkpoint's heads to ``promised``; a reason if two checkpoints disagree."""
+    for chain, (sequence, digest) in checkpoint.heads.items():
+        earlier = promised.setdefault((chain, sequence), (digest, checkpoint.sequence))
+        if earlier[0] != digest:
+            return f"it disagrees with checkpoint #{earlier[1]} about {chain}#{sequence}"
+    return ""

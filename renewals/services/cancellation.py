@@ -10,19 +10,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from ..exceptions import GatewayError, IllegalTransition
+from ..exceptions import IllegalTransition
 from ..gateways import get_gateway
-from ..models import (
-    PENDING_NOTICE_STATUSES,
-    Consent,
-    NoticeStatus,
-    RenewalNotice,
-    RevokedVia,
-    Subscription,
-)
+from ..models import Consent, RevokedVia, Subscription
 from ..signals import auto_renewal_changed
 from .audit import actor_label, record_event
 from .consent import ConsentEvidence, record_consent
+from .scheduling import plan_notices, withdraw_notices
 
 logger = logging.getLogger("renewals")
 
@@ -58,14 +52,7 @@ def cancel_auto_renewal(
             revoked_by=actor if actor is not None and not isinstance(actor, str) else None,
             revoke_reason=reason or "",
         )
-        withdrawn = list(
-            subscription.notices.filter(status__in=PENDING_NOTICE_STATUSES).values_list(
-                "pk", flat=True
-            )
-        )
-        RenewalNotice.objects.filter(pk__in=withdrawn).update(
-            status=NoticeStatus.WITHDRAWN, lease_until=None, updated_at=now
-        )
+        withdrawn = withdraw_notices(subscription)
         record_event(
             "auto_renewal_cancelled",
             subscription=subscription,
@@ -90,8 +77,6 @@ def resume_auto_renewal(
     subscription: Subscription, *, evidence: ConsentEvidence | None, actor: Any
 ) -> Subscription:
     """Switch auto-renewal on again; requires fresh consent to the current terms."""
-    from .scheduling import plan_notices
-
     with transaction.atomic():
         subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
         if not subscription.is_live:
@@ -125,8 +110,9 @@ def sync_gateway(subscription_id: int) -> bool:
     subscription = Subscription.objects.get(pk=subscription_id)
     try:
         get_gateway().set_auto_renew(subscription, subscription.auto_renew)
-    except GatewayError:
-        logger.warning("Gateway sync failed for subscription %s; will retry.", subscription_id)
+    except Exception:
+        # Whatever went wrong, the local change stands and the flag stays set for a retry.
+        logger.exception("Gateway sync failed for subscription %s; will retry.", subscription_id)
         return False
     done = Subscription.objects.filter(
         pk=subscription_id, auto_renew=subscription.auto_renew, gateway_sync_pending=True

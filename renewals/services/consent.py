@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,9 +16,10 @@ from ..exceptions import (
     ConsentMissing,
     ConsentNotAffirmative,
     ConsentPreTicked,
+    IllegalTransition,
     StaleTermsHash,
 )
-from ..models import Consent, RenewalTerms, Status, Subscription
+from ..models import Consent, ConsentChannel, RenewalTerms, Status, Subscription
 from ..models.subscription import validate_time_zone
 from ..periods import first_renewal
 from ..policies import get_pack, resolve_policy
@@ -40,13 +41,27 @@ class ConsentEvidence:
     bundled_with: tuple[str, ...] = ()  # other agreements the same control also accepted
     disclosure_text: str = ""  # the disclosure shown beside the control, as plain text
 
+    def __post_init__(self) -> None:
+        for name in ("affirmative", "control_initially_unticked"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(
+                    f"ConsentEvidence.{name} must be a bool, not {getattr(self, name)!r}."
+                )
+        if self.channel not in ConsentChannel.values:
+            raise ValueError(
+                f"ConsentEvidence.channel must be one of {ConsentChannel.values}, "
+                f"not {self.channel!r}."
+            )
+        if not self.form_id:
+            raise ValueError("ConsentEvidence.form_id must name the form or screen.")
+
 
 def validate_consent(evidence: ConsentEvidence | None, terms: RenewalTerms, policy: str) -> None:
     """Raise the :class:`~renewals.exceptions.ConsentError` that says why consent is refused."""
     if evidence is None:
         raise ConsentMissing()
     rules = get_pack(policy).consent
-    if not evidence.affirmative:
+    if evidence.affirmative is not True:
         raise ConsentNotAffirmative()
     if rules.never_pre_ticked and not evidence.control_initially_unticked:
         raise ConsentPreTicked()
@@ -59,10 +74,36 @@ def validate_consent(evidence: ConsentEvidence | None, terms: RenewalTerms, poli
 def record_consent(
     subscription: Subscription, evidence: ConsentEvidence | None, *, actor: Any = None
 ) -> Consent:
-    """Store consent to the subscription's current terms, after checking it is valid."""
+    """Store consent to the subscription's current terms, after checking it is valid.
+
+    The audit chain records the consent's id, terms hash, channel and form, and the sha256 of
+    its evidence; the personal data (IP address, user agent) stays in the consent row only,
+    so it can be erased on request while the chain still proves what was there.
+    """
+    if not subscription.is_live:
+        raise IllegalTransition(subscription.status, "consented")
     validate_consent(evidence, subscription.terms, subscription.policy)
     assert evidence is not None
-    consent = Consent.objects.create(
+    with transaction.atomic():
+        consent = _store(subscription, evidence)
+        record_event(
+            "consent_granted",
+            subscription=subscription,
+            actor=actor if actor is not None else subscription.user,
+            data={
+                "consent": consent.pk,
+                "terms_hash": consent.terms_hash,
+                "channel": consent.channel,
+                "form_id": consent.form_id,
+                "evidence_sha256": consent.evidence_hash(),
+            },
+            at=consent.granted_at,
+        )
+    return consent
+
+
+def _store(subscription: Subscription, evidence: ConsentEvidence) -> Consent:
+    return Consent.objects.create(
         subscription=subscription,
         user=subscription.user,
         terms=subscription.terms,
@@ -77,15 +118,6 @@ def record_consent(
         control_initially_unticked=evidence.control_initially_unticked,
         disclosure_text=evidence.disclosure_text,
     )
-    evidence_data = {k: v for k, v in asdict(evidence).items() if k != "disclosure_text"}
-    record_event(
-        "consent_granted",
-        subscription=subscription,
-        actor=actor if actor is not None else subscription.user,
-        data={"consent": consent.pk, **evidence_data, "bundled_with": list(evidence.bundled_with)},
-        at=consent.granted_at,
-    )
-    return consent
 
 
 def subscribe(
@@ -107,7 +139,10 @@ def subscribe(
 
     policy = policy or resolve_policy(user, terms)
     validate_consent(evidence, terms, policy)
-    start = start or timezone.now()
+    if start is not None and timezone.is_naive(start):
+        raise ValueError("subscribe(start=...) must be an aware datetime.")
+    # Whole seconds, as processors such as Stripe report period and renewal times.
+    start = (start or timezone.now()).replace(microsecond=0)
     time_zone = time_zone or renewals_settings.time_zone_name
     validate_time_zone(time_zone)
     renewal = first_renewal(terms, start, ZoneInfo(time_zone))

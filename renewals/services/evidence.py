@@ -74,6 +74,7 @@ def evidence_pack(subscription: Subscription) -> dict[str, Any]:
                 "revoked_via": c.revoked_via,
                 "revoked_by": c.revoked_by_id,
                 "revoke_reason": c.revoke_reason,
+                "evidence_sha256": c.evidence_hash(),
             }
             for c in subscription.consents.order_by("granted_at")
         ],

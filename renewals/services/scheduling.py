@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
@@ -97,7 +98,11 @@ def plan_notices(subscription: Subscription) -> list[RenewalNotice]:
             pack = get_pack(subscription.policy)
             if pack.in_force_on(renewal_at.date()):
                 rules = pack.notices_for(renewal_context(subscription, renewal_at))
-        withdrawn = _withdraw_stale(subscription, renewal_at, {rule.id for rule in rules})
+        rule_ids = {rule.id for rule in rules}
+        withdrawn = withdraw_notices(
+            subscription,
+            keep=lambda notice: notice.renewal_at == renewal_at and notice.rule_id in rule_ids,
+        )
         notices = [_plan_one(subscription, rule) for rule in rules]
         planned = [notice for notice, created in notices if created]
         if planned or withdrawn:
@@ -116,20 +121,18 @@ def plan_notices(subscription: Subscription) -> list[RenewalNotice]:
     return [notice for notice, _created in notices]
 
 
-def _withdraw_stale(
-    subscription: Subscription, renewal_at: dt.datetime | None, rule_ids: set[str]
+def withdraw_notices(
+    subscription: Subscription, *, keep: Callable[[RenewalNotice], bool] = lambda notice: False
 ) -> list[int]:
+    """Withdraw the subscription's notices still to go out (except those ``keep`` accepts);
+    return their ids."""
     pending = subscription.notices.filter(status__in=PENDING_NOTICE_STATUSES)
-    stale = [
-        notice.pk
-        for notice in pending
-        if notice.renewal_at != renewal_at or notice.rule_id not in rule_ids
-    ]
-    if stale:
-        RenewalNotice.objects.filter(pk__in=stale).update(
+    withdrawn = [notice.pk for notice in pending if not keep(notice)]
+    if withdrawn:
+        RenewalNotice.objects.filter(pk__in=withdrawn).update(
             status=NoticeStatus.WITHDRAWN, lease_until=None, updated_at=timezone.now()
         )
-    return stale
+    return withdrawn
 
 
 def _plan_one(subscription: Subscription, rule: NoticeRule) -> tuple[RenewalNotice, bool]:
@@ -143,6 +146,7 @@ def _plan_one(subscription: Subscription, rule: NoticeRule) -> tuple[RenewalNoti
         "window_opens_at": opens,
         "window_closes_at": closes,
         "send_at": choose_send_time(opens, closes, subscription.zone, now=now),
+        "time_zone": subscription.time_zone,
         "channels": [str(channel) for channel in rule.channels],
         "strategy": rule.strategy,
         "delivered_when": rule.delivered_when,
@@ -153,8 +157,11 @@ def _plan_one(subscription: Subscription, rule: NoticeRule) -> tuple[RenewalNoti
     notice, created = RenewalNotice.objects.get_or_create(
         subscription=subscription, renewal_at=renewal_at, rule_id=rule.id, defaults=fields
     )
-    if not created and notice.status == NoticeStatus.WITHDRAWN:
-        # The renewal moved back to a time it had before: plan that notice afresh.
+    moved_back = notice.status == NoticeStatus.WITHDRAWN
+    moved_zone = notice.status == NoticeStatus.PLANNED and notice.time_zone != fields["time_zone"]
+    if not created and (moved_back or moved_zone):
+        # The renewal came back to a time it had before, or the user moved to another zone
+        # (the planned hour could now fall at night there): plan the notice afresh.
         for name, value in fields.items():
             setattr(notice, name, value)
         notice.save()

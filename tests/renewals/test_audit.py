@@ -188,3 +188,34 @@ def test_a_rewritten_log_fails_against_a_hash_kept_outside(two_chains, capsys):
 def test_a_malformed_expected_hash_is_a_usage_error(two_chains):
     with pytest.raises(CommandError, match="SEQUENCE:HASH"):
         call_command("renewals_verify_audit", "--expect", "abc")
+
+
+def test_a_chain_rewritten_under_an_older_checkpoint_is_detected(two_chains):
+    first, _ = two_chains
+    chain = f"subscription:{first.pk}"
+    create_checkpoint()
+    record_event("later", subscription=first)
+    create_checkpoint()
+
+    # Rewrite link #2 and every later link, then re-forge only the newest checkpoint.
+    previous = GENESIS
+    for event in AuditEvent.objects.filter(chain=chain).order_by("sequence"):
+        if event.sequence == 2:
+            event.data = {"n": 99}
+        event.prev_hash = previous
+        previous = event.compute_hash()
+        _sql(
+            f"UPDATE {AuditEvent._meta.db_table} SET data = %s, prev_hash = %s, hash = %s "
+            "WHERE id = %s",
+            [json.dumps(event.data), event.prev_hash, previous, event.pk],
+        )
+    newest = AuditCheckpoint.objects.get(sequence=2)
+    newest.heads[chain][1] = previous
+    _sql(
+        f"UPDATE {AuditCheckpoint._meta.db_table} SET heads = %s, hash = %s WHERE id = %s",
+        [json.dumps(newest.heads), newest.compute_hash(), newest.pk],
+    )
+
+    problem = verify_audit().problem
+    assert problem.where == f"{chain}#3"
+    assert "checkpoint #1 saw this link with another hash" in problem.reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.management import call_command
 from freezegun import freeze_time
 
 from renewals.exceptions import ConsentMissing, GatewayError, IllegalTransition
@@ -22,6 +23,10 @@ from .factories import make_evidence, make_subscription, make_terms, make_user
 pytestmark = pytest.mark.django_db
 
 
+class CrashingGateway(Exception):
+    """Not a GatewayError: a bug or an unexpected reply in the gateway code."""
+
+
 class RecordingGateway:
     """A gateway that remembers calls and can be told to fail."""
 
@@ -34,7 +39,7 @@ class RecordingGateway:
 
     def set_auto_renew(self, subscription, enabled):
         if RecordingGateway.failing:
-            raise GatewayError("processor unreachable")
+            raise RecordingGateway.failing
         RecordingGateway.calls.append((subscription.pk, enabled))
 
     def hold_renewal(self, subscription, renewal_at):
@@ -99,9 +104,9 @@ def test_unknown_route_is_refused(subscription, gateway):
 
 
 def test_a_failed_gateway_call_is_repaired_by_the_next_sync(
-    subscription, gateway, django_capture_on_commit_callbacks
+    subscription, gateway, django_capture_on_commit_callbacks, capsys
 ):
-    gateway.failing = True
+    gateway.failing = GatewayError("processor unreachable")
     with django_capture_on_commit_callbacks(execute=True):
         cancel_auto_renewal(subscription, actor=None, via="system")
     subscription.refresh_from_db()
@@ -109,7 +114,8 @@ def test_a_failed_gateway_call_is_repaired_by_the_next_sync(
     assert gateway.calls == []
 
     gateway.failing = False
-    assert sync_pending_gateways() == 1
+    call_command("renewals_reconcile")
+    assert "1 of 1 pending subscriptions synced" in capsys.readouterr().out
     subscription.refresh_from_db()
     assert not subscription.gateway_sync_pending
     assert gateway.calls == [(subscription.pk, False)]
@@ -151,3 +157,16 @@ def test_cancel_withdraws_only_pending_notices(gateway):
     cancel_auto_renewal(subscription, actor=None, via="system")
     notice.refresh_from_db()
     assert notice.status == NoticeStatus.SENT
+
+
+def test_an_unexpected_gateway_error_does_not_undo_or_break_the_cancellation(
+    subscription, gateway, django_capture_on_commit_callbacks, caplog
+):
+    gateway.failing = CrashingGateway("KeyError: 'status'")
+    with django_capture_on_commit_callbacks(execute=True):
+        result = cancel_auto_renewal(subscription, actor=None, via="system")
+    assert result.changed
+    subscription.refresh_from_db()
+    assert not subscription.auto_renew
+    assert subscription.gateway_sync_pending
+    assert "Gateway sync failed" in caplog.text

@@ -26,7 +26,12 @@ def test_unknown_key_is_a_warning(settings):
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("SEND_HOURS", (20, 10)), ("SEND_HOURS", "day"), ("RETRY_MARGIN_HOURS", -1)],
+    [
+        ("SEND_HOURS", (20, 10)),
+        ("SEND_HOURS", "day"),
+        ("RETRY_MARGIN_HOURS", -1),
+        ("DEFAULT_TIME_ZONE", "Mars/Olympus"),
+    ],
 )
 def test_invalid_value_names_the_key(settings, key, value):
     settings.RENEWALS = {key: value}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -10,6 +12,7 @@ from renewals.exceptions import (
     ConsentMissing,
     ConsentNotAffirmative,
     ConsentPreTicked,
+    IllegalTransition,
     StaleTermsHash,
 )
 from renewals.models import AuditEvent, Consent, RenewalNotice, Status, Subscription
@@ -104,3 +107,47 @@ def test_an_unknown_time_zone_is_refused_before_anything_is_written():
     with pytest.raises(ValidationError, match="Mars/Olympus"):
         subscribe(make_user(), terms, make_evidence(terms), time_zone="Mars/Olympus")
     assert not Subscription.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "fragment"),
+    [
+        ({"affirmative": "false"}, TypeError, "affirmative must be a bool"),
+        ({"control_initially_unticked": 1}, TypeError, "control_initially_unticked"),
+        ({"channel": "carrier-pigeon"}, ValueError, "channel must be one of"),
+        ({"form_id": ""}, ValueError, "form_id"),
+    ],
+)
+def test_malformed_evidence_is_refused_when_built(overrides, error, fragment):
+    with pytest.raises(error, match=fragment):
+        make_evidence(make_terms(), **overrides)
+
+
+def test_consent_to_an_ended_subscription_is_refused():
+    subscription = make_subscription(status=Status.CANCELED, auto_renew=False)
+    with pytest.raises(IllegalTransition):
+        record_consent(subscription, make_evidence(subscription.terms))
+    assert not subscription.consents.exists()
+
+
+def test_the_audit_chain_holds_a_hash_of_the_evidence_not_the_personal_data():
+    terms = make_terms()
+    subscription = subscribe(make_user(), terms, make_evidence(terms))
+    consent = subscription.consents.get()
+    event = subscription.audit_events.get(kind="consent_granted")
+    assert event.data["evidence_sha256"] == consent.evidence_hash()
+    assert "203.0.113.7" not in str(event.data)
+    assert "pytest" not in str(event.data)
+
+
+def test_a_naive_start_is_refused():
+    terms = make_terms()
+    with pytest.raises(ValueError, match="aware"):
+        subscribe(make_user(), terms, make_evidence(terms), start=dt.datetime(2027, 1, 1))
+
+
+def test_renewal_times_are_whole_seconds():
+    terms = make_terms()
+    start = dt.datetime(2027, 1, 31, 9, 30, 15, 987654, tzinfo=dt.UTC)
+    subscription = subscribe(make_user(), terms, make_evidence(terms), start=start, time_zone="UTC")
+    assert subscription.next_renewal_at == dt.datetime(2027, 2, 28, 9, 30, 15, tzinfo=dt.UTC)

@@ -43,6 +43,8 @@ def test_export_holds_terms_consent_notices_cancellation_and_chain(subscription,
     (consent,) = pack["consents"]
     assert consent["control_initially_unticked"] is True
     assert consent["revoked_via"] == "one_click_link"
+    granted = next(e for e in pack["audit"]["events"] if e["kind"] == "consent_granted")
+    assert granted["data"]["evidence_sha256"] == consent["evidence_sha256"]
     (notice,) = pack["notices"]
     assert notice["status"] == "withdrawn"
     (cancellation,) = pack["cancellations"]

@@ -157,3 +157,21 @@ def test_send_hours_setting_is_respected(settings, hours, expected):
     send = choose_send_time(opens, closes, SHANGHAI, now=opens - dt.timedelta(days=3))
     day, hour = expected
     assert send.astimezone(SHANGHAI) == dt.datetime(2027, 3, day, hour, tzinfo=SHANGHAI)
+
+
+@freeze_time("2027-02-20 12:00:00+00:00")
+def test_moving_to_another_time_zone_replans_the_send_hour():
+    subscription = make_subscription(
+        next_renewal_at=dt.datetime(2027, 3, 10, 1, tzinfo=dt.UTC), time_zone="Asia/Shanghai"
+    )
+    (before,) = plan_notices(subscription)
+    assert before.send_at.astimezone(SHANGHAI).hour == 19
+
+    subscription.time_zone = "America/Los_Angeles"
+    subscription.save()
+    (after,) = plan_notices(subscription)
+
+    assert after.pk == before.pk
+    assert after.time_zone == "America/Los_Angeles"
+    assert 10 <= after.send_at.astimezone(LOS_ANGELES).hour < 20
+    assert plan_notices(subscription)[0].send_at == after.send_at  # and stays put
