@@ -116,9 +116,11 @@ class ConsentFormMixin(_FormBase):
         )
 
     def disclosure_text(self) -> str:
-        """The disclosure as plain text, one line per item, kept with the consent."""
+        """What the user saw, as plain text kept with the consent: the checkbox's label (the
+        renewal wording), then the disclosure, one line per item."""
         text = html.unescape(strip_tags(self.consent_disclosure))
-        return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+        lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+        return "\n".join([self.terms.renewal_wording, *lines])
 
     def consent_evidence(
         self, request: HttpRequest, *, channel: str = "web", form_id: str | None = None

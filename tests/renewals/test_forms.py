@@ -98,6 +98,10 @@ class TestConsentForm:
         assert "How to cancel: Tap <Cancel> & confirm." in text.splitlines()
         assert "<li>" not in text
 
+    def test_disclosure_text_starts_with_the_renewal_wording_the_box_was_labelled_with(self):
+        form = consent_form()
+        assert form.disclosure_text().splitlines()[0] == form.terms.renewal_wording
+
     def test_default_first_renewal_is_one_term_from_now(self):
         form = consent_form(first_renewal_at=None, time_zone="UTC")
         assert dt.timedelta(days=28) <= form.first_renewal_at - dt.datetime.now(dt.UTC)
