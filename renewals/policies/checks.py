@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.apps import AppConfig
@@ -16,7 +16,7 @@ from renewals.conf import renewals_settings
 from renewals.exceptions import PolicyError
 
 from . import build_settings_pack, builtin_ancestors, builtin_packs, describe_errors
-from .models import RulePack
+from .models import GateRemedy, NoticeRule, RulePack
 
 
 def check_policies(
@@ -24,7 +24,10 @@ def check_policies(
     databases: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[CheckMessage]:
-    """Check ``RENEWALS["POLICIES"]``, ``DEFAULT_POLICY`` and ``POLICY_RESOLVER``."""
+    """Check ``RENEWALS["POLICIES"]``, ``DEFAULT_POLICY`` and ``POLICY_RESOLVER``.
+
+    Also checks that the renewal reminder template has every field a pack's notices require.
+    """
     messages: list[CheckMessage] = []
     try:
         configured = list(renewals_settings.POLICIES)
@@ -49,36 +52,117 @@ def check_policies(
         else:
             packs[code] = pack
             messages += _weakened(pack, builtin_ancestors(code))
+    messages += _check_message_fields(pack for pack in packs.values() if pack is not None)
     messages += _check_default(packs)
     messages += _check_resolver()
     return messages
 
 
 def _weakened(pack: RulePack, builtins: list[RulePack]) -> list[CheckMessage]:
-    """E003 for each built-in notice rule that ``pack`` drops or lets go out too late."""
-    messages: list[CheckMessage] = []
+    """E003 for each way ``pack`` weakens a built-in pack it builds on: its notice rules, or
+    a ``lapse`` remedy turned into ``defer``."""
     rules = {rule.id: rule for rule in pack.notices}
-    for builtin in builtins:
-        for required in builtin.notices:
-            rule = rules.get(required.id)
-            if rule is None:
-                problem = "drops it"
-            elif rule.latest_days_before < required.latest_days_before:
-                problem = (
-                    f"closes its window {rule.latest_days_before} days before the renewal, "
-                    f"later than the {required.latest_days_before} days the law allows"
-                )
-            else:
-                continue
-            messages.append(
-                Error(
-                    f"Rule pack {pack.code!r} weakens notice rule {required.id!r} of the "
-                    f"built-in pack {builtin.code!r}: it {problem}.",
-                    hint=f"Keep the rule, with latest_days_before >= {required.latest_days_before}"
-                    f" ({required.source}).",
-                    id="renewals.E003",
-                )
+    remedies = [
+        Error(
+            f"Rule pack {pack.code!r} changes the renewal-gate remedy of the built-in pack "
+            f"{builtin.code!r} from 'lapse' to {pack.gate_remedy.value!r}.",
+            hint="Without the notice that law lets the contract end: keep gate_remedy = 'lapse'.",
+            id="renewals.E003",
+        )
+        for builtin in builtins
+        if builtin.gate_remedy is GateRemedy.LAPSE and pack.gate_remedy is not GateRemedy.LAPSE
+    ]
+    return remedies + [
+        Error(
+            f"Rule pack {pack.code!r} weakens notice rule {required.id!r} of the "
+            f"built-in pack {builtin.code!r}: it {problem}.",
+            hint=f"{hint} ({required.source}).",
+            id="renewals.E003",
+        )
+        for builtin in builtins
+        for required in builtin.notices
+        for problem, hint in _weakenings(rules.get(required.id), required)
+    ]
+
+
+def _weakenings(rule: NoticeRule | None, required: NoticeRule) -> list[tuple[str, str]]:
+    """``(problem, hint)`` for each way ``rule`` asks less than the built-in ``required``."""
+    if rule is None:
+        return [("drops it", "Keep the rule")]
+    found = []
+    if rule.latest_days_before < required.latest_days_before:
+        found.append(
+            (
+                f"closes its window {rule.latest_days_before} days before the renewal, "
+                f"later than the {required.latest_days_before} days the law allows",
+                f"Keep latest_days_before >= {required.latest_days_before}",
             )
+        )
+    if (
+        required.earliest_is_legal_limit
+        and rule.earliest_days_before > required.earliest_days_before
+    ):
+        found.append(
+            (
+                f"opens its window {rule.earliest_days_before} days before the renewal, "
+                f"earlier than the {required.earliest_days_before} days the law allows",
+                f"Keep earliest_days_before <= {required.earliest_days_before}",
+            )
+        )
+    dropped = [channel for channel in required.channels if channel not in rule.channels]
+    if dropped:
+        found.append(
+            (
+                f"drops the channels {', '.join(dropped)}",
+                f"Keep every channel of the built-in rule: {', '.join(required.channels)}",
+            )
+        )
+    if required.strategy == "all" and rule.strategy != "all":
+        found.append(
+            (
+                "sends on the first channel that works, where the built-in uses every one",
+                'Keep strategy "all"',
+            )
+        )
+    narrowed = rule.applies_to.narrowed_from(required.applies_to)
+    if narrowed:
+        changes = ", ".join(
+            f"{name}={getattr(rule.applies_to, name)!r} "
+            f"(built-in: {getattr(required.applies_to, name)!r})"
+            for name in narrowed
+        )
+        found.append(
+            (
+                f"may cover fewer renewals: applies_to has {changes}",
+                "Change applies_to only to widen it: leave a field out, lower a minimum or "
+                "raise a maximum",
+            )
+        )
+    return found
+
+
+def _check_message_fields(packs: Iterable[RulePack]) -> list[CheckMessage]:
+    """E005 for each notice rule requiring a field that the renewal reminder template lacks."""
+    from notifications.message_templates import get_template
+    from renewals.notice_messages import REMINDER
+
+    provided = get_template(REMINDER).fields.model_fields
+    messages: list[CheckMessage] = []
+    for pack in packs:
+        for rule in pack.notices:
+            missing = [name for name in rule.required_fields if name not in provided]
+            if missing:
+                messages.append(
+                    Error(
+                        f"Notice rule {rule.id!r} of rule pack {pack.code!r} requires the "
+                        f"message fields {', '.join(missing)}, which the message template "
+                        f"{REMINDER!r} does not provide.",
+                        hint=f"The template provides {', '.join(provided)}. Register a template "
+                        f"with these fields under {REMINDER!r}, or leave them out of "
+                        "required_fields.",
+                        id="renewals.E005",
+                    )
+                )
     return messages
 
 

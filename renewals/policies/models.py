@@ -7,9 +7,11 @@ Packs are frozen pydantic models, loaded from the TOML files in ``packs/`` and f
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from operator import eq, ge, le
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -90,13 +92,22 @@ class RenewalContext:
     price_change: bool  # the renewal is charged at a different amount than the last one
 
 
+#: How a bound of :class:`Applicability` may change without covering fewer renewals;
+#: any other field must stay as it is.
+_LOOSER: dict[str, Callable[[Any, Any], bool]] = {
+    "min_term_days": le,
+    "max_term_days": ge,
+    "trial_longer_than_days": le,
+}
+
+
 class Applicability(Frozen):
     """Which renewals a notice rule covers; every field left as ``None`` matches all."""
 
     min_term_days: int | None = Field(default=None, ge=1)
     max_term_days: int | None = Field(default=None, ge=1)
     ends_trial: bool | None = None
-    min_trial_days: int | None = Field(default=None, ge=0)
+    trial_longer_than_days: int | None = Field(default=None, ge=0)
     price_change: bool | None = None
 
     def matches(self, ctx: RenewalContext) -> bool:
@@ -106,9 +117,25 @@ class Applicability(Frozen):
             return False
         if self.ends_trial is not None and ctx.ends_trial != self.ends_trial:
             return False
-        if self.min_trial_days is not None and ctx.trial_days <= self.min_trial_days:
+        if (
+            self.trial_longer_than_days is not None
+            and ctx.trial_days <= self.trial_longer_than_days
+        ):
             return False
         return self.price_change is None or ctx.price_change == self.price_change
+
+    def narrowed_from(self, other: Applicability) -> tuple[str, ...]:
+        """The fields of ``self`` that may exclude a renewal that ``other`` covers.
+
+        Judged field by field, so conservatively: a field may only be left out, kept or
+        loosened (a lower bound lowered, an upper bound raised); any other change narrows.
+        """
+        narrowed = []
+        for name in type(self).model_fields:
+            new, old = getattr(self, name), getattr(other, name)
+            if new is not None and (old is None or not _LOOSER.get(name, eq)(new, old)):
+                narrowed.append(name)
+        return tuple(narrowed)
 
 
 class NoticeRule(Frozen):
@@ -119,6 +146,9 @@ class NoticeRule(Frozen):
     source: str = Field(description="The citation, from the pack's sources, this rule rests on.")
     applies_to: Applicability = Applicability()
     earliest_days_before: int = Field(ge=0, description="The window opens this long before.")
+    earliest_is_legal_limit: bool = Field(
+        default=False, description="The law forbids sending earlier than earliest_days_before."
+    )
     latest_days_before: int = Field(ge=0, description="The window closes this long before.")
     channels: tuple[Channel, ...] = Field(min_length=1)
     strategy: Literal["all", "first_success"] = "all"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,14 +13,23 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.test import override_settings
 from freezegun import freeze_time
+from pydantic import BaseModel, create_model
 
+from notifications.message_templates import register
 from renewals.exceptions import PolicyError, UnknownPolicy
+from renewals.notice_messages import REMINDER, ReminderFields, reminder
 from renewals.policies import (
+    Applicability,
     CancellationFlow,
+    CancellationRules,
     Channel,
+    ConsentRules,
     GateRemedy,
+    NoticeRule,
     PackStatus,
     RenewalContext,
+    RetentionRules,
+    RulePack,
     available_packs,
     builtin_packs,
     get_pack,
@@ -128,9 +139,35 @@ def test_us_ca_price_change_rule() -> None:
     pack = get_pack("us-ca")
     (rule,) = pack.notices_for(ctx(price_change=True))
     assert (rule.id, rule.earliest_days_before, rule.latest_days_before) == ("price-change", 30, 7)
-    assert "new_amount" in rule.required_fields
+    assert rule.earliest_is_legal_limit
     rules = pack.notices_for(ctx(term_days=365, price_change=True))
     assert {r.id for r in rules} == {"annual-term-renewal", "price-change"}
+
+
+def test_trial_longer_than_days_is_exclusive() -> None:
+    rule = Applicability(trial_longer_than_days=14)
+    assert rule.matches(ctx(trial_days=15))
+    assert not rule.matches(ctx(trial_days=14))
+
+
+@pytest.mark.parametrize(
+    ("changes", "narrowed"),
+    [
+        ({}, ()),
+        ({"min_term_days": None, "max_term_days": None, "ends_trial": None}, ()),
+        ({"min_term_days": 180, "max_term_days": 800, "trial_longer_than_days": 7}, ()),
+        ({"min_term_days": 400}, ("min_term_days",)),
+        ({"max_term_days": 600}, ("max_term_days",)),
+        ({"trial_longer_than_days": 60}, ("trial_longer_than_days",)),
+        ({"ends_trial": False}, ("ends_trial",)),
+        ({"price_change": True}, ("price_change",)),
+    ],
+)
+def test_applicability_narrowed_from(changes: dict[str, Any], narrowed: tuple[str, ...]) -> None:
+    builtin = Applicability(
+        min_term_days=365, max_term_days=730, ends_trial=True, trial_longer_than_days=31
+    )
+    assert builtin.model_copy(update=changes).narrowed_from(builtin) == narrowed
 
 
 def test_cancellation_flows() -> None:
@@ -275,6 +312,14 @@ def test_e001_for_bad_entries(policies: dict[str, Any], text: str) -> None:
     assert any(text in m.msg for m in messages)
 
 
+def test_e001_for_the_old_name_of_trial_longer_than_days() -> None:
+    notice = {"id": "trial-ending", "applies_to": {"min_trial_days": 31}}
+    with renewals(POLICIES={"x": {"extends": "us-ca", "notices": [notice]}}):
+        (message,) = check_policies()
+    assert message.id == "renewals.E001"
+    assert "notices.1.applies_to.min_trial_days" in message.msg
+
+
 def test_e002_unknown_default() -> None:
     with renewals(DEFAULT_POLICY="atlantis"):
         (message,) = check_policies()
@@ -292,14 +337,68 @@ def test_default_may_name_a_settings_pack() -> None:
     [
         ({"latest_days_before": 4}, ["renewals.E003"]),
         ({"latest_days_before": 6, "earliest_days_before": 8}, []),
+        ({"earliest_days_before": 30}, []),  # cn's opening is this package's choice
+        ({"channels": ["push"]}, ["renewals.E003"]),
+        ({"channels": ["push", "sms"], "strategy": "all"}, []),
+        ({"strategy": "first_success"}, ["renewals.E003"]),
+        ({"applies_to": {"min_term_days": 100000}}, ["renewals.E003"]),
+        ({"applies_to": {"price_change": False}}, ["renewals.E003"]),
     ],
 )
-def test_e003_window_closing_later_than_the_builtin(
-    override: dict[str, int], ids: list[str]
-) -> None:
+def test_e003_cn_reminder(override: dict[str, Any], ids: list[str]) -> None:
     notice = {"id": "renewal-reminder", **override}
     with renewals(POLICIES={"cn-late": {"extends": "cn", "notices": [notice]}}):
         assert check_ids() == ids
+
+
+@pytest.mark.parametrize(
+    ("code", "override", "ids"),
+    [
+        ("us-ca", {"id": "annual-term-renewal", "earliest_days_before": 90}, ["renewals.E003"]),
+        ("us-ca", {"id": "annual-term-renewal", "earliest_days_before": 30}, []),
+        (
+            "us-ca",
+            {"id": "trial-ending", "earliest_days_before": 22, "earliest_is_legal_limit": False},
+            ["renewals.E003"],
+        ),
+        ("fr", {"id": "tacit-renewal-notice", "earliest_days_before": 92}, ["renewals.E003"]),
+        ("us-ca", {"id": "annual-term-renewal", "applies_to": {"min_term_days": 180}}, []),
+        ("us-ca", {"id": "trial-ending", "applies_to": {"trial_longer_than_days": 14}}, []),
+        ("us-ca", {"id": "trial-ending", "applies_to": {"ends_trial": None}}, []),
+        (
+            "us-ca",
+            {"id": "trial-ending", "applies_to": {"trial_longer_than_days": 60}},
+            ["renewals.E003"],
+        ),
+        ("us-ca", {"id": "price-change", "channels": ["sms"]}, ["renewals.E003"]),
+    ],
+)
+def test_e003_legal_openings_channels_and_coverage(
+    code: str, override: dict[str, Any], ids: list[str]
+) -> None:
+    with renewals(POLICIES={code: {"extends": code, "notices": [override]}}):
+        assert check_ids() == ids
+
+
+def test_e003_names_each_weakening() -> None:
+    notice = {
+        "id": "annual-term-renewal",
+        "earliest_days_before": 90,
+        "latest_days_before": 10,
+        "channels": ["push"],
+        "applies_to": {"min_term_days": 400},
+    }
+    with renewals(POLICIES={"us-ca": {"extends": "us-ca", "notices": [notice]}}):
+        messages = check_policies()
+    assert [m.id for m in messages] == ["renewals.E003"] * 4
+    text = "\n".join(f"{m.msg} {m.hint}" for m in messages)
+    for part in (
+        "later than the 15 days",
+        "earlier than the 45 days",
+        "drops the channels sms",
+        "min_term_days=400 (built-in: 365)",
+    ):
+        assert part in text
 
 
 def test_e003_replacing_a_builtin_without_its_notice_rule() -> None:
@@ -310,6 +409,33 @@ def test_e003_replacing_a_builtin_without_its_notice_rule() -> None:
     assert [m.id for m in messages] == ["renewals.E003"]
     assert "'price-change'" in messages[0].msg
     assert "drops" in messages[0].msg
+
+
+@pytest.fixture
+def reminder_without_cancel_url() -> Iterator[None]:
+    kept = {name: (str, ...) for name in ReminderFields.model_fields if name != "cancel_url"}
+    fields = create_model("NoCancelUrl", **kept)  # type: ignore[call-overload]
+    register(dataclasses.replace(reminder, fields=fields, providers={}))
+    yield
+    register(reminder)
+
+
+def test_e005_rule_requires_a_field_the_reminder_lacks() -> None:
+    notice = {"id": "renewal-reminder", "required_fields": ["service_name", "new_amount"]}
+    with renewals(POLICIES={"cn-price": {"extends": "cn", "notices": [notice]}}):
+        (message,) = check_policies()
+    assert message.id == "renewals.E005"
+    assert "'renewal-reminder' of rule pack 'cn-price'" in message.msg
+    assert "new_amount" in message.msg
+    assert REMINDER in message.msg
+
+
+def test_e005_reminder_template_lacks_a_builtin_field(reminder_without_cancel_url: None) -> None:
+    messages = check_policies()
+    assert {m.id for m in messages} == {"renewals.E005"}
+    # One per notice rule of every pack: cn 1, fr 1, us-ca 3.
+    assert len(messages) == 5
+    assert all("cancel_url" in m.msg for m in messages)
 
 
 def test_w001_default_not_in_force() -> None:
@@ -353,3 +479,29 @@ def test_docs_tables_match_the_packs() -> None:
             window = f"{rule.earliest_days_before} to {rule.latest_days_before} days before"
             assert window in row, (code, rule.id)
             assert " + ".join(rule.channels) in row, (code, rule.id)
+
+
+def test_docs_say_what_enforces_every_pack_field() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    section = text.split("## What enforces each field\n", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_.]+)`", "".join(re.findall(r"^\| (.*?) \|", section, re.M))))
+    nested: dict[str, type[BaseModel]] = {
+        "consent": ConsentRules,
+        "notices": NoticeRule,
+        "cancellation": CancellationRules,
+        "retention": RetentionRules,
+    }
+    fields: set[str] = set()
+    for name in RulePack.model_fields:
+        model = nested.get(name)
+        fields |= {f"{name}.{sub}" for sub in model.model_fields} if model else {name}
+    assert named == fields
+
+
+def test_e003_a_lapse_remedy_turned_into_defer() -> None:
+    with renewals(POLICIES={"fr": {"extends": "fr", "gate_remedy": "defer"}}):
+        messages = check_policies()
+    assert [m.id for m in messages] == ["renewals.E003"]
+    assert "from 'lapse' to 'defer'" in messages[0].msg
+    with renewals(POLICIES={"cn-lapse": {"extends": "cn", "gate_remedy": "lapse"}}):
+        assert check_ids() == []  # defer -> lapse asks more, not less
