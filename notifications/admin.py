@@ -1,4 +1,4 @@
-"""Admin for devices (tokens masked) and deliveries (read-only)."""
+"""Admin for devices (tokens masked) and deliveries (read-only: they are evidence)."""
 
 from __future__ import annotations
 
@@ -43,4 +43,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -1,7 +1,8 @@
 """System checks of the ``notifications`` settings and backends.
 
 Ids (never reused): ``notifications.E001`` invalid setting, ``E002`` unknown setting key,
-``E003`` backend alias that does not load, ``E004`` channel naming a missing or wrong alias;
+``E003`` backend alias that does not load, ``E004`` channel naming a missing or wrong alias
+(of the other channel, or a push alias of another provider);
 ``W001`` (deploy) a development backend serves a channel.
 """
 
@@ -15,7 +16,7 @@ from django.core import checks
 from django.core.checks import CheckMessage
 from django.core.exceptions import ImproperlyConfigured
 
-from .backends import backend_for_channel, get_backend
+from .backends import channel_backends, get_backend
 from .conf import DEFAULTS, notifications_settings
 
 DEVELOPMENT_BACKENDS = ("locmem", "console", "dummy", "database")
@@ -50,7 +51,7 @@ def check_settings(
             errors += backend.check()
     for channel in notifications_settings.CHANNELS:
         try:
-            backend_for_channel(channel)
+            channel_backends(channel)
         except ImproperlyConfigured as exc:
             errors.append(checks.Error(str(exc), id="notifications.E004"))
     return errors
@@ -67,17 +68,18 @@ def check_deploy_backends(
         backends = notifications_settings.BACKENDS
     except ImproperlyConfigured:
         return []  # reported by check_settings
-    for channel, alias in channels.items():
-        dotted = backends.get(alias, {}).get("BACKEND", "")
-        if (
-            dotted.startswith("notifications.backends.")
-            and dotted.split(".")[2] in DEVELOPMENT_BACKENDS
-        ):
-            warnings.append(
-                checks.Warning(
-                    f"The {channel!r} channel uses {dotted}, which sends nothing to anyone.",
-                    hint="Configure a provider backend in NOTIFICATIONS['BACKENDS'].",
-                    id="notifications.W001",
+    for channel, entry in channels.items():
+        for alias in [entry] if isinstance(entry, str) else entry.values():
+            dotted = backends.get(alias, {}).get("BACKEND", "")
+            if (
+                dotted.startswith("notifications.backends.")
+                and dotted.split(".")[2] in DEVELOPMENT_BACKENDS
+            ):
+                warnings.append(
+                    checks.Warning(
+                        f"The {channel!r} channel uses {dotted}, which sends nothing to anyone.",
+                        hint="Configure a provider backend in NOTIFICATIONS['BACKENDS'].",
+                        id="notifications.W001",
+                    )
                 )
-            )
     return warnings

@@ -59,13 +59,26 @@ def _backends(key: str, value: Any) -> Mapping[str, Mapping[str, Any]]:
     return value
 
 
-def _channels(key: str, value: Any) -> Mapping[str, str]:
-    for channel, alias in _mapping(key, value).items():
+def _channels(key: str, value: Any) -> Mapping[str, str | Mapping[str, str]]:
+    for channel, entry in _mapping(key, value).items():
         if channel not in CHANNEL_NAMES:
             raise ImproperlyConfigured(
                 f"{_name(key)} has unknown channel {channel!r}; use {list(CHANNEL_NAMES)}."
             )
-        _string(f"{key}.{channel}", alias)
+        entry_key = f"{key}.{channel}"
+        if channel != "push" or not isinstance(entry, Mapping):
+            _string(entry_key, entry)
+            continue
+        if not entry:
+            raise ImproperlyConfigured(
+                f"{_name(entry_key)} must be an alias or a dict {{device provider: alias}}."
+            )
+        for provider, alias in entry.items():
+            if not isinstance(provider, str) or not provider:
+                raise ImproperlyConfigured(
+                    f"{_name(entry_key)} maps {provider!r}; its keys are device providers."
+                )
+            _string(f"{entry_key}.{provider}", alias)
     return value
 
 
@@ -107,7 +120,8 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
         },
         _backends,
     ),
-    # Channel name ("sms", "push") -> the backend alias that sends it.
+    # Channel name ("sms", "push") -> the backend alias that sends it; for "push" also a dict
+    # {device provider: alias}, e.g. {"fcm": "fcm", "apns": "apns"}.
     "CHANNELS": ({"sms": "sms", "push": "push"}, _channels),
     # Dotted path of ``callable(user) -> Recipient``.
     "RECIPIENT_RESOLVER": ("notifications.recipients.resolve_recipient", _string),

@@ -4,31 +4,36 @@
 per device) under the key ``f"{idempotency_key}:{channel}[:{device pk}]"``. The row is inserted
 in the same transaction that hands the message to the backend and records the outcome, so a
 concurrent call with the same key waits on the unique index, then finds the row and sends
-nothing. A retryable failure leaves the delivery ``queued``: calling :func:`send` again with the
-same key retries exactly those, which is why the key makes retrying safe.
+nothing. That transaction is durable: a caller's transaction cannot roll back the record of a
+message a provider accepted, so :func:`send` refuses to run inside one. A retryable failure
+leaves the delivery ``queued``: calling :func:`send` again with the same key retries exactly
+those, which is why the key makes retrying safe.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
 from django.db.models import Min
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
-from .backends import backend_for_channel
+from .backends import channel_backends
 from .backends.base import BaseBackend, SMSBackend
 from .conf import CHANNEL_NAMES, notifications_settings
 from .exceptions import BackendError
 from .message_templates import MessageTemplate, Rendered, check_sms_length, get_template
 from .messages import Message, PushMessage, SendResult, SMSMessage
 from .models import Delivery, Device
-from .phone import mask, mask_token, normalize
+from .phone import mask, mask_numbers, mask_token, normalize
 from .recipients import Recipient, get_resolver
 from .status import record_status
 
@@ -54,7 +59,8 @@ class DispatchResult:
 
     ``deferred_until`` is set when nothing was sent because of quiet hours or the rate limit
     (``reason`` says which); call again with the same key after that time. ``skipped`` maps a
-    channel to why it could not reach the recipient (no phone number, no active device).
+    channel to why it could not reach the recipient (no phone number, no active device), and
+    ``"push:<device pk>"`` to why that device was passed over (no alias for its provider).
     """
 
     deliveries: list[Delivery] = field(default_factory=list)
@@ -78,6 +84,7 @@ class _Target:
     suffix: str
     recipient: str  # masked
     message: Message
+    backend: BaseBackend[Any]
     device: Device | None = None
 
 
@@ -97,7 +104,8 @@ def send(
     stops at the first one a provider accepts. ``reference`` is stored on each delivery for the
     caller to find them again. Raises :class:`~notifications.exceptions.MessageError` (bad
     fields, SMS too long) and :class:`~notifications.exceptions.InvalidRecipient` before
-    anything is stored.
+    anything is stored. Raises :class:`~django.db.transaction.TransactionManagementError` inside a
+    transaction: call it from a task or ``transaction.on_commit()``.
     """
     unknown = set(channels) - set(CHANNEL_NAMES)
     if not channels or unknown:
@@ -144,13 +152,14 @@ def send(
         "queued_at": now,
     }
     for channel in channels:
-        targets = _targets(channel, recipient, rendered)
-        if not targets:
-            result.skipped[channel] = (
-                "no phone number" if channel == "sms" else "no active push device"
-            )
-            continue
-        deliveries = _send_channel(channel, targets, base, template, rendered, first_call)
+        by_alias: dict[str, list[_Target]] = {}
+        for target in _targets(channel, recipient, rendered, result.skipped):
+            by_alias.setdefault(target.backend.alias, []).append(target)
+        deliveries = [
+            delivery
+            for targets in by_alias.values()
+            for delivery in _send_targets(targets, base, template, rendered, first_call)
+        ]
         result.deliveries += deliveries
         if strategy == "first_success" and any(_is_accepted(d) for d in deliveries):
             break
@@ -195,59 +204,90 @@ def _rate_limited_until(
     return firsts[0] + window if len(firsts) >= count else None
 
 
-def _targets(channel: str, recipient: Recipient, rendered: Rendered) -> list[_Target]:
+def _targets(
+    channel: str, recipient: Recipient, rendered: Rendered, skipped: dict[str, str]
+) -> list[_Target]:
+    """The messages of ``channel`` with the backend of each; notes in ``skipped`` what
+    cannot be sent."""
     text = rendered.text
     if channel == "sms":
         if not recipient.phone:
+            skipped[channel] = "no phone number"
             return []
+        [sms_backend] = channel_backends(channel).values()
         sms = SMSMessage(to=recipient.phone, body=text.sms)
-        return [_Target("sms", mask(recipient.phone), sms)]
-    return [
-        _Target(
-            f"push:{device.pk}",
-            mask_token(device.token),
-            PushMessage(
-                token=device.token,
-                title=text.push_title,
-                body=text.push_body,
-                platform=device.platform,
-            ),
-            device,
+        return [_Target("sms", mask(recipient.phone), sms, sms_backend)]
+    devices = [device for device in recipient.devices if device.active]
+    if not devices:
+        skipped[channel] = "no active push device"
+        return []
+    backends = channel_backends(channel)
+    targets = []
+    for device in devices:
+        backend = backends.get(device.provider, backends.get(""))
+        if backend is None:
+            skipped[f"push:{device.pk}"] = f"no push alias for provider {device.provider!r}"
+            continue
+        push = PushMessage(
+            token=device.token,
+            title=text.push_title,
+            body=text.push_body,
+            platform=device.platform,
         )
-        for device in recipient.devices
-        if device.active
-    ]
+        targets.append(
+            _Target(f"push:{device.pk}", mask_token(device.token), push, backend, device)
+        )
+    return targets
 
 
 class _Collision(Exception):
     """Another call inserted a delivery of the same key first."""
 
 
-def _send_channel(
-    channel: str,
+@contextmanager
+def _durable_atomic() -> Iterator[None]:
+    """``transaction.atomic(durable=True)``, refusing to start inside a transaction with an
+    error that says what to do."""
+    entered = False
+    try:
+        with transaction.atomic(durable=True):
+            entered = True
+            yield
+    except RuntimeError as exc:
+        if entered:
+            raise
+        raise TransactionManagementError(
+            "notifications.dispatch.send() cannot run inside a transaction, whose rollback "
+            "would lose the record of messages already sent; call it from a task or "
+            "transaction.on_commit()."
+        ) from exc
+
+
+def _send_targets(
     targets: list[_Target],
     base: dict[str, Any],
     template: MessageTemplate,
     rendered: Rendered,
     first_call: bool,
 ) -> list[Delivery]:
-    """The channel's deliveries, created or claimed in one transaction that sends those claimed.
+    """The deliveries of ``targets`` (one backend's), created or claimed in one durable
+    transaction that sends those claimed.
 
     A first call inserts every delivery without a savepoint (a collision rolls back before
     anything is sent); otherwise, or after a collision, each delivery is claimed by
     :func:`_claim`.
     """
-    backend = backend_for_channel(channel)
-    fields = {**base, "channel": channel, "backend_alias": backend.alias}
+    backend = targets[0].backend
+    fields = {**base, "channel": backend.channel, "backend_alias": backend.alias}
     if first_call:
         try:
-            with transaction.atomic():
+            with _durable_atomic():
                 claimed = _insert(fields, targets)
                 _deliver(backend, template, rendered, claimed)
             return [delivery for delivery, _ in claimed]
         except _Collision:
             pass
-    with transaction.atomic():
+    with _durable_atomic():
         claims = [(*_claim(fields, target), target) for target in targets]
         claimed = [(delivery, target) for delivery, mine, target in claims if mine]
         if claimed:
@@ -326,20 +366,36 @@ def _deliver(
     with backend:
         for start in range(0, len(messages), backend.batch_size):
             chunk = messages[start : start + backend.batch_size]
-            try:
-                results = backend.send_messages([message for _, message in chunk])
-            except BackendError as exc:
-                logger.warning("Backend %r failed: %s", backend.alias, exc)
-                results = [SendResult.retry("backend_error", str(exc))] * len(chunk)
+            results = _send_chunk(backend, [message for _, message in chunk])
             for (delivery, _), outcome in zip(chunk, results, strict=True):
                 _record(delivery, outcome)
+
+
+def _send_chunk(backend: BaseBackend[Any], messages: list[Message]) -> list[SendResult]:
+    """The backend's results; any exception makes every message of the chunk a retry result,
+    so that the rows of messages the provider accepted are still recorded."""
+    try:
+        return backend.send_messages(messages)
+    except BackendError as exc:
+        logger.warning("Backend %r failed: %s", backend.alias, mask_numbers(str(exc)))
+        outcome = SendResult.retry("backend_error", str(exc))
+    except Exception as exc:
+        logger.error(
+            "Backend %r raised; %d message(s) stay queued.\n%s",
+            backend.alias,
+            len(messages),
+            mask_numbers("".join(traceback.format_exception(exc))),
+        )
+        outcome = SendResult.retry("backend_exception", f"{type(exc).__name__}: {exc}")
+    return [outcome] * len(messages)
 
 
 def _record(delivery: Delivery, outcome: SendResult) -> None:
     """Save ``outcome`` on ``delivery``, whose row this transaction has locked, in one UPDATE."""
     delivery.attempts += 1
     delivery.provider_message_id = outcome.provider_message_id
-    delivery.error_code, delivery.error_message = outcome.error_code[:100], outcome.error_message
+    delivery.error_code = outcome.error_code[:100]
+    delivery.error_message = mask_numbers(outcome.error_message)
     fields = ["attempts", "provider_message_id", "error_code", "error_message"]
     if outcome.ok:
         record_status(delivery, Status.SENT, update_fields=fields, locked=True)

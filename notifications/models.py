@@ -42,7 +42,8 @@ class Delivery(models.Model):
     """One message on one channel (and, for push, one device), from queued to a final status.
 
     Only :func:`notifications.status.record_status` changes ``status``; a final status never
-    moves back. ``recipient`` is masked: no full phone number or token is stored here.
+    moves, and ``expired`` only to a final status a late receipt reports. ``recipient`` is
+    masked: no full phone number or token is stored here.
     """
 
     class Channel(models.TextChoices):
@@ -57,8 +58,10 @@ class Delivery(models.Model):
         UNDELIVERED = "undelivered", _("undelivered")
         EXPIRED = "expired", _("expired")
 
+    #: Statuses that never change. ``expired`` is not among them: a receipt that comes after
+    #: ``RECEIPT_TIMEOUT`` still records what happened.
     FINAL_STATUSES: ClassVar[frozenset[str]] = frozenset(
-        {Status.DELIVERED, Status.FAILED, Status.UNDELIVERED, Status.EXPIRED}
+        {Status.DELIVERED, Status.FAILED, Status.UNDELIVERED}
     )
 
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
@@ -114,6 +117,31 @@ class Delivery(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+
+class UnmatchedReceipt(models.Model):
+    """A receipt whose message has no delivery yet (it came before the sending transaction
+    committed); the periodic sweep applies it once the delivery appears."""
+
+    backend_alias = models.CharField(_("backend alias"), max_length=64)
+    provider_message_id = models.CharField(_("provider message id"), max_length=200)
+    status = models.CharField(_("status"), max_length=16, choices=Delivery.Status.choices)
+    at = models.DateTimeField(_("at"), null=True, blank=True)
+    error_code = models.CharField(_("error code"), max_length=100, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    received_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        verbose_name = _("unmatched receipt")
+        verbose_name_plural = _("unmatched receipts")
+        indexes = [
+            models.Index(
+                fields=["backend_alias", "provider_message_id"], name="notif_unmatched_provider_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.backend_alias} {self.provider_message_id}: {self.status}"
 
 
 class OutboxMessage(models.Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 from .conf import notifications_settings
@@ -37,6 +39,16 @@ def mask(number: str) -> str:
     keep_tail = min(4, max(len(digits) - keep_head - 4, 0))
     hidden = len(digits) - keep_head - keep_tail
     return f"{prefix}{digits[:keep_head]}{'*' * hidden}{digits[len(digits) - keep_tail :]}"
+
+
+#: A run of seven or more digits, optionally after "+": what may be a phone number in free text.
+NUMBER_LIKE = re.compile(r"\+?\d{7,}")
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` with every phone-number-like digit run masked by :func:`mask`, for provider
+    error texts (``"The 'To' number +15551234567 is not valid"`` → ``… +1 555***4567 …``)."""
+    return NUMBER_LIKE.sub(lambda match: mask(match.group()), text)
 
 
 def mask_token(token: str) -> str:

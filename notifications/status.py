@@ -1,4 +1,5 @@
-"""The delivery status model: the one place a status changes, receipts, and expiry."""
+"""The delivery status model: the one place a status changes, receipts, and the sweep that
+applies stored receipts and expires deliveries whose receipt never came."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import logging
 from collections.abc import Sequence
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from .backends import get_backend_class
 from .conf import notifications_settings
 from .messages import Receipt
-from .models import Delivery
+from .models import Delivery, UnmatchedReceipt
+from .phone import mask_numbers
 from .signals import delivery_updated
 
 logger = logging.getLogger(__name__)
@@ -28,7 +31,10 @@ TIME_FIELDS = {
     Status.UNDELIVERED: "undelivered_at",
     Status.EXPIRED: "expired_at",
 }
-_ORDER = {Status.QUEUED: 0, Status.SENT: 1}
+#: A status only moves forward in this order; the final statuses come last (3), so never move.
+_ORDER = {Status.QUEUED: 0, Status.SENT: 1, Status.EXPIRED: 2}
+#: How long a receipt for an unknown message is kept for its delivery to appear.
+UNMATCHED_RECEIPT_RETENTION = dt.timedelta(days=7)
 
 
 def record_status(
@@ -43,11 +49,14 @@ def record_status(
 ) -> bool:
     """Move ``delivery`` to ``status`` and send :data:`~notifications.signals.delivery_updated`.
 
-    A final status never changes and ``sent`` never follows ``sent``; such calls change
-    nothing and return ``False``. The delivery is locked and re-read, so concurrent receipts
-    cannot both win; ``locked=True`` says this transaction already holds the row lock (it
-    inserted the row or selected it for update), so ``delivery.status`` is current and is not
-    re-read. ``update_fields`` names other fields of ``delivery`` saved in the same UPDATE.
+    A status only moves forward (queued, sent, expired, then a final status): a final status
+    never changes, ``expired`` only becomes a final one, and ``sent`` never follows ``sent``;
+    other calls change nothing and return ``False``. The delivery is locked and re-read, so
+    concurrent receipts cannot both win; ``locked=True`` says this transaction already holds
+    the row lock (it inserted the row or selected it for update), so ``delivery.status`` is
+    current and is not re-read. ``update_fields`` names other fields of ``delivery`` saved in
+    the same UPDATE. Phone numbers in ``error_message`` are masked; a status that follows
+    ``expired`` replaces its ``receipt_timeout`` error.
     """
     status = Status(status)
     with transaction.atomic(savepoint=False):
@@ -58,13 +67,14 @@ def record_status(
                 .get(pk=delivery.pk)
             )
         old_status = delivery.status
-        if delivery.is_final or _ORDER.get(status, 2) <= _ORDER.get(Status(old_status), 2):
+        if _ORDER.get(status, 3) <= _ORDER.get(Status(old_status), 3):
             return False
         delivery.status = status
         setattr(delivery, TIME_FIELDS[status], at or timezone.now())
         fields = [*update_fields, "status", TIME_FIELDS[status]]
-        if error_code or error_message:
-            delivery.error_code, delivery.error_message = error_code[:100], error_message
+        if error_code or error_message or old_status == Status.EXPIRED:
+            delivery.error_code = error_code[:100]
+            delivery.error_message = mask_numbers(error_message)
             fields += ["error_code", "error_message"]
         delivery.save(update_fields=fields)
     delivery_updated.send(
@@ -74,18 +84,30 @@ def record_status(
 
 
 def apply_receipt(*, backend_alias: str, receipt: Receipt) -> Delivery | None:
-    """Apply a provider's receipt to the delivery it names; ``None`` when the id is unknown.
+    """Apply a provider's receipt to the delivery it names.
 
-    Duplicate and out-of-order receipts are harmless: see :func:`record_status`.
+    A receipt for an unknown message id (its sending transaction has not committed yet) is
+    stored as an :class:`~notifications.models.UnmatchedReceipt`, which
+    :func:`apply_unmatched_receipts` applies later, and ``None`` is returned. Duplicate and
+    out-of-order receipts are harmless: see :func:`record_status`.
     """
     delivery = Delivery.objects.filter(
         backend_alias=backend_alias, provider_message_id=receipt.provider_message_id
     ).first()
     if delivery is None:
-        logger.warning(
-            "Receipt for unknown message %r from backend %r ignored.",
+        logger.info(
+            "Receipt for unknown message %r from backend %r stored for later.",
             receipt.provider_message_id,
             backend_alias,
+        )
+        UnmatchedReceipt.objects.create(
+            backend_alias=backend_alias,
+            provider_message_id=receipt.provider_message_id,
+            status=receipt.status,
+            at=receipt.at,
+            error_code=receipt.error_code[:100],
+            error_message=mask_numbers(receipt.error_message),
+            received_at=timezone.now(),
         )
         return None
     record_status(
@@ -98,11 +120,42 @@ def apply_receipt(*, backend_alias: str, receipt: Receipt) -> Delivery | None:
     return delivery
 
 
+def apply_unmatched_receipts(now: dt.datetime | None = None) -> tuple[int, int]:
+    """Apply the stored receipts whose delivery has appeared (at the time they name, else
+    when they came), drop those kept longer than ``UNMATCHED_RECEIPT_RETENTION``; return how
+    many of each."""
+    now = now or timezone.now()
+    deliveries = Delivery.objects.filter(
+        backend_alias=OuterRef("backend_alias"),
+        provider_message_id=OuterRef("provider_message_id"),
+    )
+    applied = 0
+    for stored in UnmatchedReceipt.objects.filter(Exists(deliveries)).order_by("pk"):
+        receipt = Receipt(
+            provider_message_id=stored.provider_message_id,
+            status=stored.status,  # type: ignore[arg-type]  # stored from a Receipt
+            at=stored.at or stored.received_at,
+            error_code=stored.error_code,
+            error_message=stored.error_message,
+        )
+        with transaction.atomic():
+            apply_receipt(backend_alias=stored.backend_alias, receipt=receipt)
+            stored.delete()
+        applied += 1
+    dropped, _ = UnmatchedReceipt.objects.filter(
+        received_at__lt=now - UNMATCHED_RECEIPT_RETENTION
+    ).delete()
+    if dropped:
+        logger.warning("Dropped %d receipt(s) for messages that never appeared.", dropped)
+    return applied, dropped
+
+
 def expire_stale(now: dt.datetime | None = None) -> int:
     """Expire sent deliveries with no receipt after ``RECEIPT_TIMEOUT`` hours; return how many.
 
     Only aliases whose backend reports receipts are considered: for the others "sent" is final
-    in practice and nothing will ever come.
+    in practice and nothing will ever come. A receipt that comes later still moves an expired
+    delivery to the status it reports.
     """
     now = now or timezone.now()
     cutoff = now - dt.timedelta(hours=notifications_settings.RECEIPT_TIMEOUT)

@@ -11,7 +11,7 @@ from django.utils.module_loading import import_string
 from ..conf import notifications_settings
 from .base import BaseBackend
 
-__all__ = ["BaseBackend", "backend_for_channel", "get_backend", "get_backend_class"]
+__all__ = ["BaseBackend", "channel_backends", "get_backend", "get_backend_class"]
 
 
 def _config(alias: str) -> Mapping[str, Any]:
@@ -43,17 +43,39 @@ def get_backend(alias: str) -> BaseBackend[Any]:
     return get_backend_class(alias)(alias, **_config(alias).get("OPTIONS", {}))
 
 
-def backend_for_channel(channel: str) -> BaseBackend[Any]:
-    """The backend of the alias ``NOTIFICATIONS['CHANNELS'][channel]``."""
+def channel_backends(channel: str) -> dict[str, BaseBackend[Any]]:
+    """The backends of ``NOTIFICATIONS['CHANNELS'][channel]``, by the device provider each
+    sends to; the key ``""`` sends to any device (and every SMS).
+
+    A push entry is one alias, serving the devices of its backend's ``provider`` (any device
+    for a backend without one, like the development backends), or a dict
+    ``{device provider: alias}``.
+    """
     channels = notifications_settings.CHANNELS
     if channel not in channels:
         raise ImproperlyConfigured(
             f"NOTIFICATIONS['CHANNELS'] has no entry for channel {channel!r}."
         )
-    backend = get_backend(channels[channel])
+    entry = channels[channel]
+    key = f"NOTIFICATIONS['CHANNELS'][{channel!r}]"
+    if isinstance(entry, str):
+        backend = _channel_backend(channel, key, entry)
+        return {backend.provider if channel == "push" else "": backend}
+    backends = {}
+    for provider, alias in entry.items():
+        backend = backends[provider] = _channel_backend(channel, f"{key}[{provider!r}]", alias)
+        if backend.provider not in ("", provider):
+            raise ImproperlyConfigured(
+                f"{key}[{provider!r}] names alias {alias!r}, whose backend sends to "
+                f"{backend.provider!r} devices."
+            )
+    return backends
+
+
+def _channel_backend(channel: str, key: str, alias: str) -> BaseBackend[Any]:
+    backend = get_backend(alias)
     if backend.channel != channel:
         raise ImproperlyConfigured(
-            f"NOTIFICATIONS['CHANNELS'][{channel!r}] names alias {channels[channel]!r}, "
-            f"whose backend sends {backend.channel!r} messages."
+            f"{key} names alias {alias!r}, whose backend sends {backend.channel!r} messages."
         )
     return backend

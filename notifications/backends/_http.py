@@ -42,10 +42,27 @@ def is_transient(status_code: int) -> bool:
 def json_body(response: httpx.Response) -> dict[str, Any]:
     """The response's JSON object, or ``{}`` (a proxy's HTML error page, an empty body)."""
     try:
-        data = response.json()
+        return json_object(response.json())
     except ValueError:
         return {}
-    return data if isinstance(data, dict) else {}
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else ``{}``: a reply of another shape reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def accepted(message_id: Any, field: str) -> SendResult:
+    """The result of a success reply carrying the provider's message id in ``field``; see
+    :func:`malformed_reply` for one without it."""
+    if isinstance(message_id, str | int) and str(message_id):
+        return SendResult.sent(str(message_id))
+    return malformed_reply(field)
+
+
+def malformed_reply(field: str) -> SendResult:
+    """The result of a success reply without ``field``: retried, code ``malformed_reply``."""
+    return SendResult.retry("malformed_reply", f"The provider's success reply has no {field}.")
 
 
 @dataclass(frozen=True)

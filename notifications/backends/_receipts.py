@@ -60,8 +60,9 @@ def parse_china_time(value: str | None) -> dt.datetime | None:
 class TokenJSONReceipts(ReceiptsMixin):
     """A provider that pushes a JSON array of reports and signs nothing.
 
-    The endpoint is protected by a shared secret: OPTION ``receipt_token``, which the URL
-    configured at the provider carries as ``?token=…``; it is compared in constant time and a
+    The endpoint is protected by a shared secret: OPTION ``receipt_token``, which a request
+    carries in the header ``X-Receipt-Token`` (added by a proxy in front) or else as
+    ``?token=…`` in the URL configured at the provider; it is compared in constant time and a
     request without it is refused as forged. Without the OPTION every receipt is refused.
     """
 
@@ -69,7 +70,7 @@ class TokenJSONReceipts(ReceiptsMixin):
 
     def parse_receipts(self, request: HttpRequest) -> list[Receipt]:
         expected = self.options.get("receipt_token") or ""
-        given = request.GET.get("token", "")
+        given = request.headers.get("X-Receipt-Token") or request.GET.get("token", "")
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             raise InvalidSignature(f"Receipt for {self.alias!r} without its receipt_token.")
         try:
@@ -95,7 +96,8 @@ class TokenJSONReceipts(ReceiptsMixin):
                 f"NOTIFICATIONS['BACKENDS'][{self.alias!r}] has no 'receipt_token'; "
                 "its delivery receipts will be refused.",
                 hint="Set a long random OPTION 'receipt_token' and end the receipt URL "
-                "configured at the provider with ?token=<it>.",
+                "configured at the provider with ?token=<it> (or send it in the header "
+                "X-Receipt-Token).",
                 id="notifications.W101",
             )
         ]

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from ..exceptions import InvalidRecipient, MessageError
 from ..messages import Receipt, SendResult, SMSMessage
-from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, is_transient, json_body
+from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, accepted, is_transient, json_body
 from ._receipts import TokenJSONReceipts, parse_china_time
 from ._templates import ApprovedTemplates
 from .base import SMSBackend
@@ -120,7 +120,7 @@ class AliyunSMSBackend(ApprovedTemplates, TokenJSONReceipts, HTTPBackend[SMSMess
         body = json_body(response)
         code = body.get("Code") or str(response.status_code)
         if code == "OK":
-            return SendResult.sent(body["BizId"])
+            return accepted(body.get("BizId"), "BizId")
         return ERRORS.result(
             code, body.get("Message", ""), transient=is_transient(response.status_code)
         )

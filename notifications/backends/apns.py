@@ -11,7 +11,15 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..exceptions import BackendError
 from ..messages import PushMessage, SendResult
-from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, TokenCache, is_transient, json_body
+from ._http import (
+    HTTP_OPTIONS,
+    ErrorTable,
+    HTTPBackend,
+    TokenCache,
+    accepted,
+    is_transient,
+    json_body,
+)
 from .base import PushBackend
 
 PRODUCTION_HOST = "api.push.apple.com"
@@ -107,7 +115,7 @@ class APNsBackend(HTTPBackend[PushMessage], PushBackend):
                 break
             provider_tokens.invalidate(key)
         if response.status_code == 200:
-            return SendResult.sent(response.headers.get("apns-id", ""))
+            return accepted(response.headers.get("apns-id"), "apns-id")
         code = reason or str(response.status_code)
         if response.status_code == 403:  # the key, team or token: every push would fail
             raise BackendError(f"APNs refused the provider token: {code}")

@@ -11,7 +11,16 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..exceptions import BackendError
 from ..messages import PushMessage, SendResult
-from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, TokenCache, is_transient, json_body
+from ._http import (
+    HTTP_OPTIONS,
+    ErrorTable,
+    HTTPBackend,
+    TokenCache,
+    accepted,
+    is_transient,
+    json_body,
+    json_object,
+)
 from .base import PushBackend
 
 API = "https://fcm.googleapis.com/v1/projects/{project_id}/messages:send"
@@ -37,7 +46,7 @@ def error_of(body: dict[str, Any]) -> tuple[str, str, bool]:
     ``INVALID_ARGUMENT`` blames the token only when a field violation names
     ``message.token``: otherwise the payload is wrong and the device must stay active.
     """
-    error = body.get("error") or {}
+    error = json_object(body.get("error"))
     code, token_problem = error.get("status") or "UNKNOWN", False
     for detail in error.get("details") or ():
         if detail.get("@type") == FCM_ERROR_TYPE and detail.get("errorCode"):
@@ -134,7 +143,7 @@ class FCMBackend(HTTPBackend[PushMessage], PushBackend):
             )
             body = json_body(response)
             if response.is_success:
-                return SendResult.sent(body.get("name", ""))
+                return accepted(body.get("name"), "name")
             code, text, token_problem = error_of(body)
             if code != "UNAUTHENTICATED" or attempt:
                 break

@@ -9,7 +9,15 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..exceptions import MessageError
 from ..messages import PushMessage, SendResult
-from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, is_transient, json_body
+from ._http import (
+    HTTP_OPTIONS,
+    ErrorTable,
+    HTTPBackend,
+    accepted,
+    is_transient,
+    json_body,
+    json_object,
+)
 from .base import PushBackend
 
 API = "https://api.jpush.cn/v3/push"
@@ -96,9 +104,9 @@ class JPushBackend(HTTPBackend[PushMessage], PushBackend):
             auth=(self.options["app_key"], self.options["master_secret"]),
         )
         body = json_body(response)
-        if response.is_success and "msg_id" in body:
-            return SendResult.sent(str(body["msg_id"]))
-        error = body.get("error") or {}
+        if response.is_success:
+            return accepted(body.get("msg_id"), "msg_id")
+        error = json_object(body.get("error"))
         code = str(error.get("code") or response.status_code)
         return ERRORS.result(
             code, error.get("message", ""), transient=is_transient(response.status_code)

@@ -13,7 +13,16 @@ from django.utils import timezone
 
 from ..exceptions import BackendError, MessageError
 from ..messages import Receipt, SendResult, SMSMessage
-from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, is_transient, json_body
+from ._http import (
+    HTTP_OPTIONS,
+    ErrorTable,
+    HTTPBackend,
+    accepted,
+    is_transient,
+    json_body,
+    json_object,
+    malformed_reply,
+)
 from ._receipts import TokenJSONReceipts, parse_china_time
 from ._templates import ApprovedTemplates
 from .base import SMSBackend
@@ -157,22 +166,25 @@ class TencentSMSBackend(ApprovedTemplates, TokenJSONReceipts, HTTPBackend[SMSMes
             "X-TC-Region": o.get("region", "ap-guangzhou"),
         }
         response = self.client.post(f"https://{HOST}/", content=payload, headers=headers)
-        body = json_body(response).get("Response", {})
-        if "SendStatusSet" not in body:
-            error = body.get("Error", {})
+        body = json_object(json_body(response).get("Response"))
+        send_statuses = body.get("SendStatusSet")
+        if not isinstance(send_statuses, list):
+            error = json_object(body.get("Error"))
+            if response.is_success and not error:
+                return [malformed_reply("SendStatusSet")] * len(batch)
             code = error.get("Code") or str(response.status_code)
             result = ERRORS.result(
                 code, error.get("Message", ""), transient=is_transient(response.status_code)
             )
             return [result] * len(batch)
-        statuses = {s.get("PhoneNumber"): s for s in body["SendStatusSet"]}
+        statuses = {s.get("PhoneNumber"): s for s in map(json_object, send_statuses)}
         return [self._status_result(statuses.get(m.to)) for m in batch]
 
     def _status_result(self, status: Mapping[str, Any] | None) -> SendResult:
         if status is None:
             return SendResult.retry("no_status", "Tencent returned no status for this number.")
         if status.get("Code") == "Ok":
-            return SendResult.sent(status["SerialNo"])
+            return accepted(status.get("SerialNo"), "SerialNo")
         code, message = status.get("Code", ""), status.get("Message", "")
         try:
             return ERRORS.result(code, message)

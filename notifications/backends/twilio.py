@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 from ..exceptions import BackendError, InvalidSignature
 from ..messages import Receipt, SendResult, SMSMessage
-from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, is_transient, json_body
+from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, accepted, is_transient, json_body
 from ._receipts import ReceiptsMixin
 from .base import SMSBackend
 
@@ -93,8 +93,8 @@ class TwilioSMSBackend(ReceiptsMixin, HTTPBackend[SMSMessage], SMSBackend):
             auth = (o["account_sid"], o["auth_token"])
         response = self.client.post(API.format(account_sid=o["account_sid"]), data=data, auth=auth)
         body = json_body(response)
-        if response.is_success and body.get("sid"):
-            return SendResult.sent(body["sid"])
+        if response.is_success:
+            return accepted(body.get("sid"), "sid")
         if response.status_code == 401:
             raise BackendError(f"Twilio refused the credentials: {body.get('message', '')}")
         code = str(body.get("code") or response.status_code)

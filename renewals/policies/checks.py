@@ -62,7 +62,7 @@ def _weakened(pack: RulePack, builtins: list[RulePack]) -> list[CheckMessage]:
     """E003 for each way ``pack`` weakens a built-in pack it builds on: its notice rules, or
     a ``lapse`` remedy turned into ``defer``."""
     rules = {rule.id: rule for rule in pack.notices}
-    remedies = [
+    remedies: list[CheckMessage] = [
         Error(
             f"Rule pack {pack.code!r} changes the renewal-gate remedy of the built-in pack "
             f"{builtin.code!r} from 'lapse' to {pack.gate_remedy.value!r}.",

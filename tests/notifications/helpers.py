@@ -9,6 +9,7 @@ from django.conf import settings
 from django.test import override_settings
 from pydantic import BaseModel
 
+from notifications.backends import locmem
 from notifications.message_templates import LocalizedText, MessageTemplate, ProviderTemplate
 from notifications.recipients import Recipient
 
@@ -32,6 +33,23 @@ GREETING = MessageTemplate(
     providers={"aliyun": ProviderTemplate(params={"n": "name"})},
 )
 CONTEXT = {"name": "Ann", "code": "42"}
+
+
+class FCMPush(locmem.PushBackend):
+    provider = "fcm"
+
+
+class APNsPush(locmem.PushBackend):
+    provider = "apns"
+
+
+#: locmem backends: "push" sends to any device, "fcm" and "apns" only to their provider's.
+PROVIDER_BACKENDS = {
+    "sms": {"BACKEND": "notifications.backends.locmem.SMSBackend"},
+    "push": {"BACKEND": "notifications.backends.locmem.PushBackend"},
+    "fcm": {"BACKEND": "tests.notifications.helpers.FCMPush"},
+    "apns": {"BACKEND": "tests.notifications.helpers.APNsPush"},
+}
 
 
 def phone_recipient(phone: str = PHONE, zone: str = "Asia/Shanghai") -> Recipient:

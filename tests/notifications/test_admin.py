@@ -58,3 +58,12 @@ def test_deliveries_are_read_only(admin_client, delivery):
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.QUEUED
     assert admin_client.get(reverse("admin:notifications_delivery_add")).status_code == 403
+
+
+def test_deliveries_cannot_be_deleted(admin_client, delivery):
+    delete = reverse("admin:notifications_delivery_delete", args=[delivery.pk])
+    assert admin_client.get(delete).status_code == 403
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:notifications_delivery_changelist")
+    admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [delivery.pk]})
+    assert Delivery.objects.filter(pk=delivery.pk).exists()

@@ -231,3 +231,10 @@ def test_dispatch_sends_the_approved_template_with_its_code_and_params() -> None
     assert json.loads(sent["TemplateParam"]) == {"n": "Ann"}
     assert sent["PhoneNumbers"] == "13812345678"
     assert result.deliveries[0].provider_message_id == "900619746936498440^0"
+
+
+@pytest.mark.parametrize("body", [{"Code": "OK", "RequestId": "r"}, {"Code": "OK", "BizId": None}])
+def test_success_reply_without_biz_id_is_retried(body: dict[str, object]) -> None:
+    (result,) = backend(FakeProvider(reply(200, body))).send_messages([MESSAGE])
+    assert (result.ok, result.permanent, result.error_code) == (False, False, "malformed_reply")
+    assert "BizId" in result.error_message

@@ -169,3 +169,8 @@ def test_missing_extra(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
 def test_bad_options_refused(options: dict[str, str]) -> None:
     with pytest.raises(ImproperlyConfigured):
         APNsBackend("apns", **options)
+
+
+def test_success_reply_without_apns_id_is_retried() -> None:
+    (result,) = backend(FakeProvider(reply(200))).send_messages([MESSAGE])
+    assert (result.ok, result.permanent, result.error_code) == (False, False, "malformed_reply")

@@ -209,3 +209,14 @@ def test_missing_extra(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
 def test_bad_options_refused(options: dict[str, object]) -> None:
     with pytest.raises(ImproperlyConfigured):
         FCMBackend("fcm", **options)
+
+
+def test_success_reply_without_name_is_retried() -> None:
+    (result,) = backend(FakeProvider(TOKEN, reply(200, {}))).send_messages([MESSAGE])
+    assert (result.ok, result.permanent, result.error_code) == (False, False, "malformed_reply")
+
+
+def test_error_that_is_not_an_object_is_read_by_status() -> None:
+    fake = FakeProvider(TOKEN, reply(503, {"error": "Service Unavailable"}))
+    (result,) = backend(fake).send_messages([MESSAGE])
+    assert (result.ok, result.permanent, result.error_code) == (False, False, "UNKNOWN")

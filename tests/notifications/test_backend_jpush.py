@@ -121,3 +121,14 @@ def test_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_options_refused(options: dict[str, object]) -> None:
     with pytest.raises(ImproperlyConfigured):
         JPushBackend("jp", **options)
+
+
+def test_success_reply_without_msg_id_is_retried() -> None:
+    (result,) = backend(FakeProvider(reply(200, {"sendno": "0"}))).send_messages([ANDROID])
+    assert (result.ok, result.permanent, result.error_code) == (False, False, "malformed_reply")
+
+
+def test_error_that_is_not_an_object_is_read_by_status() -> None:
+    fake = FakeProvider(reply(502, {"error": "Bad Gateway"}))
+    (result,) = backend(fake).send_messages([ANDROID])
+    assert (result.ok, result.permanent, result.error_code) == (False, False, "502")

@@ -188,3 +188,28 @@ def test_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_options_refused(options: dict[str, str]) -> None:
     with pytest.raises(ImproperlyConfigured):
         TencentSMSBackend("tc", **options)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {"Response": {"SendStatusSet": [{"PhoneNumber": "+8613800138000", "Code": "Ok"}]}},
+            "SerialNo",
+        ),
+        ({"Response": {"RequestId": "r"}}, "SendStatusSet"),
+        ({"Response": "busy"}, "SendStatusSet"),
+    ],
+)
+def test_malformed_success_reply_is_retried(body: dict[str, object], field: str) -> None:
+    (result,) = backend(FakeProvider(reply(200, body))).send_messages([message()])
+    assert (result.ok, result.permanent, result.error_code) == (False, False, "malformed_reply")
+    assert field in result.error_message
+
+
+def test_a_malformed_status_entry_is_retried() -> None:
+    body = {"Response": {"SendStatusSet": ["oops", status("+8613800000002")]}}
+    results = backend(FakeProvider(reply(200, body))).send_messages(
+        [message("+8613800000001"), message("+8613800000002")]
+    )
+    assert [(r.ok, r.error_code) for r in results] == [(False, "no_status"), (True, "")]

@@ -134,3 +134,9 @@ def test_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_options_refused(options: dict[str, str]) -> None:
     with pytest.raises(ImproperlyConfigured):
         TwilioSMSBackend("tw", **options)
+
+
+def test_success_reply_without_sid_is_retried() -> None:
+    fake = FakeProvider(reply(201, {"status": "queued"}))
+    (result,) = backend(fake).send_messages([SMSMessage(to="+14155550100", body="x")])
+    assert (result.ok, result.permanent, result.error_code) == (False, False, "malformed_reply")

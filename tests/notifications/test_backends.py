@@ -5,7 +5,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from notifications.backends import (
-    backend_for_channel,
+    channel_backends,
     console,
     database,
     dummy,
@@ -15,7 +15,7 @@ from notifications.backends import (
 from notifications.messages import PushMessage, SendResult, SMSMessage
 from notifications.models import OutboxMessage
 
-from .helpers import PHONE
+from .helpers import PHONE, PROVIDER_BACKENDS
 
 SMS = SMSMessage(to=PHONE, body="hello")
 PUSH = PushMessage(token="abcdef0123456789", title="Hi", body="there", platform="ios")
@@ -61,20 +61,53 @@ def test_get_backend_passes_alias_and_options():
     assert backend.options == {"stream": stream}
 
 
-def test_backend_for_channel_refuses_an_alias_of_the_other_channel():
+def test_channel_backends_refuses_an_alias_of_the_other_channel():
     with (
         override_settings(NOTIFICATIONS={"CHANNELS": {"sms": "push"}}),
         pytest.raises(ImproperlyConfigured, match="sends 'push' messages"),
     ):
-        backend_for_channel("sms")
+        channel_backends("sms")
 
 
-def test_backend_for_channel_unconfigured_channel():
+def test_channel_backends_unconfigured_channel():
     with (
         override_settings(NOTIFICATIONS={"CHANNELS": {"sms": "sms"}}),
         pytest.raises(ImproperlyConfigured, match="no entry for channel 'push'"),
     ):
-        backend_for_channel("push")
+        channel_backends("push")
+
+
+@pytest.mark.parametrize(
+    ("push", "expected"),
+    [
+        ("push", {"": "push"}),  # a development backend sends to any device
+        ("fcm", {"fcm": "fcm"}),  # a provider's backend only to its devices
+        ({"fcm": "fcm", "apns": "apns"}, {"fcm": "fcm", "apns": "apns"}),
+        ({"fcm": "fcm", "huawei": "push"}, {"fcm": "fcm", "huawei": "push"}),
+    ],
+)
+def test_channel_backends_by_device_provider(push, expected):
+    channels = {"sms": "sms", "push": push}
+    with override_settings(NOTIFICATIONS={"BACKENDS": PROVIDER_BACKENDS, "CHANNELS": channels}):
+        assert {p: b.alias for p, b in channel_backends("push").items()} == expected
+        assert {p: b.alias for p, b in channel_backends("sms").items()} == {"": "sms"}
+
+
+@pytest.mark.parametrize(
+    ("push", "message"),
+    [
+        ({"apns": "fcm"}, r"\['push'\]\['apns'\] names alias 'fcm', whose backend sends to 'fcm'"),
+        ({"fcm": "sms"}, r"\['push'\]\['fcm'\] names alias 'sms', whose backend sends 'sms'"),
+        ({"fcm": "nope"}, "has no alias 'nope'"),
+    ],
+)
+def test_channel_backends_refuses_a_wrong_alias_per_provider(push, message):
+    channels = {"sms": "sms", "push": push}
+    with (
+        override_settings(NOTIFICATIONS={"BACKENDS": PROVIDER_BACKENDS, "CHANNELS": channels}),
+        pytest.raises(ImproperlyConfigured, match=message),
+    ):
+        channel_backends("push")
 
 
 def test_locmem_keeps_messages_and_returns_ids():

@@ -8,6 +8,7 @@ from .helpers import configure
 
 LOCMEM_SMS = {"BACKEND": "notifications.backends.locmem.SMSBackend"}
 LOCMEM_PUSH = {"BACKEND": "notifications.backends.locmem.PushBackend"}
+FCM = {"BACKEND": "tests.notifications.helpers.FCMPush"}
 
 
 def ids(messages):
@@ -32,6 +33,15 @@ def test_default_test_settings_pass():
             ["notifications.E003", "notifications.E004"],
         ),
         ({"CHANNELS": {"sms": "push"}}, ["notifications.E004"]),
+        ({"CHANNELS": {"sms": "sms", "push": {"apns": "sms"}}}, ["notifications.E004"]),
+        ({"CHANNELS": {"sms": "sms", "push": {"apns": "nope"}}}, ["notifications.E004"]),
+        (
+            {
+                "BACKENDS": {"sms": LOCMEM_SMS, "push": LOCMEM_PUSH, "fcm": FCM},
+                "CHANNELS": {"sms": "sms", "push": {"apns": "fcm"}},
+            },
+            ["notifications.E004"],
+        ),
     ],
 )
 def test_errors(values, expected):
@@ -54,3 +64,16 @@ def test_deploy_check_warns_about_development_backends():
     assert ids(check_deploy_backends()) == ["notifications.W001"] * 2
     with configure(BACKENDS={"sms": {"BACKEND": "myproject.Provider"}, "push": LOCMEM_PUSH}):
         assert ids(check_deploy_backends()) == ["notifications.W001"]
+    with configure(
+        BACKENDS={"sms": {"BACKEND": "myproject.Provider"}, "push": LOCMEM_PUSH, "fcm": FCM},
+        CHANNELS={"sms": "sms", "push": {"fcm": "fcm", "huawei": "push"}},
+    ):
+        assert ids(check_deploy_backends()) == ["notifications.W001"]
+
+
+def test_push_aliases_per_device_provider_pass():
+    with configure(
+        BACKENDS={"sms": LOCMEM_SMS, "push": LOCMEM_PUSH, "fcm": FCM},
+        CHANNELS={"sms": "sms", "push": {"fcm": "fcm", "huawei": "push"}},
+    ):
+        assert check_settings() == []

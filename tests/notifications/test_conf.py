@@ -23,6 +23,10 @@ def test_defaults():
         ({"BACKENDS": {"sms": {"BACKEND": "x", "OPTION": {}}}}, "NOTIFICATIONS['BACKENDS']['sms']"),
         ({"BACKENDS": {"sms": {"BACKEND": "x", "OPTIONS": 1}}}, "['sms']['OPTIONS']"),
         ({"CHANNELS": {"fax": "sms"}}, "NOTIFICATIONS['CHANNELS']"),
+        ({"CHANNELS": {"sms": {"twilio": "sms"}}}, "NOTIFICATIONS['CHANNELS']['sms']"),
+        ({"CHANNELS": {"push": {}}}, "NOTIFICATIONS['CHANNELS']['push']"),
+        ({"CHANNELS": {"push": {"": "fcm"}}}, "NOTIFICATIONS['CHANNELS']['push']"),
+        ({"CHANNELS": {"push": {"fcm": ""}}}, "NOTIFICATIONS['CHANNELS']['push']['fcm']"),
         ({"QUIET_HOURS": (8, 8)}, "NOTIFICATIONS['QUIET_HOURS']"),
         ({"QUIET_HOURS": "night"}, "NOTIFICATIONS['QUIET_HOURS']"),
         ({"RATE_LIMIT": (0, 60)}, "NOTIFICATIONS['RATE_LIMIT']"),
@@ -35,6 +39,12 @@ def test_invalid_values_name_the_key(config, key):
     with override_settings(NOTIFICATIONS=config), pytest.raises(ImproperlyConfigured) as exc:
         getattr(notifications_settings, name)
     assert key in str(exc.value)
+
+
+def test_push_channel_maps_device_providers_to_aliases():
+    channels = {"sms": "sms", "push": {"fcm": "fcm", "apns": "apns", "jpush": "jpush"}}
+    with override_settings(NOTIFICATIONS={"CHANNELS": channels}):
+        assert channels == notifications_settings.CHANNELS
 
 
 def test_unknown_keys_and_attributes():

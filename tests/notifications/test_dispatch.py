@@ -4,7 +4,8 @@ import threading
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import connection, connections, transaction
+from django.db.transaction import TransactionManagementError
 from freezegun import freeze_time
 
 from notifications import dispatch
@@ -15,7 +16,8 @@ from notifications.messages import PushMessage, SendResult, SMSMessage
 from notifications.models import Delivery, Device
 from notifications.signals import delivery_updated
 
-from .helpers import CONTEXT, PHONE, configure, phone_recipient
+from .helpers import CONTEXT, PHONE, PROVIDER_BACKENDS, configure, phone_recipient
+from .providers import FakeProvider, reply
 
 pytestmark = pytest.mark.django_db
 HELLO = Notification("tests.greeting", CONTEXT)
@@ -281,3 +283,105 @@ def test_concurrent_calls_with_one_key_send_once(user):
     assert len(locmem.outbox) == 1
     assert Delivery.objects.count() == 1
     assert {r.deliveries[0].pk for r in results} == {Delivery.objects.get().pk}
+
+
+@pytest.fixture
+def provider_devices(user):
+    return {
+        provider: Device.objects.create(
+            user=user, platform=platform, provider=provider, token=f"{provider}-token"
+        )
+        for provider, platform in [("fcm", "android"), ("apns", "ios"), ("jpush", "android")]
+    }
+
+
+def test_push_goes_through_the_alias_of_each_devices_provider(user, provider_devices):
+    jpush = provider_devices["jpush"]
+    with configure(
+        BACKENDS=PROVIDER_BACKENDS, CHANNELS={"sms": "sms", "push": {"fcm": "fcm", "apns": "apns"}}
+    ):
+        result = send(user, HELLO, channels=("push",), idempotency_key="k")
+    assert {d.device.provider: d.backend_alias for d in result.deliveries} == {
+        "fcm": "fcm",
+        "apns": "apns",
+    }
+    assert {d.status for d in result.deliveries} == {"sent"}
+    assert [m.token for m in locmem.outbox] == ["fcm-token", "apns-token"]
+    assert result.skipped == {f"push:{jpush.pk}": "no push alias for provider 'jpush'"}
+    assert not Delivery.objects.filter(device=jpush).exists()
+    assert Device.objects.filter(active=True).count() == 3
+
+
+@pytest.mark.parametrize(
+    ("alias", "providers"), [("fcm", {"fcm"}), ("push", {"fcm", "apns", "jpush"})]
+)
+def test_one_push_alias_sends_to_its_providers_devices(user, provider_devices, alias, providers):
+    with configure(BACKENDS=PROVIDER_BACKENDS, CHANNELS={"sms": "sms", "push": alias}):
+        result = send(user, HELLO, channels=("push", "sms"), idempotency_key="k")
+    assert {d.device.provider for d in result.deliveries if d.device} == providers
+    assert {d.backend_alias for d in result.deliveries} == {alias, "sms"}
+    assert len(result.skipped) == 3 - len(providers)
+    assert Device.objects.filter(active=True).count() == 3
+
+
+def test_an_unexpected_exception_still_records_accepted_messages(user, devices, caplog):
+    locmem.next_results += [SendResult.sent("accepted"), ValueError("no id for +8613812345678")]
+    with caplog.at_level(logging.ERROR):
+        result = send(user, HELLO, channels=("push",), idempotency_key="k")
+    accepted, raised = result.deliveries
+    assert (accepted.status, accepted.provider_message_id) == ("sent", "accepted")
+    assert (raised.status, raised.error_code, raised.error_message) == (
+        "queued",
+        "backend_exception",
+        "ValueError: no id for +86 138****5678",
+    )
+    assert dict(Delivery.objects.values_list("pk", "status")) == {
+        accepted.pk: "sent",
+        raised.pk: "queued",
+    }
+    assert "Traceback" in caplog.text
+    assert "ValueError: no id for +86 138****5678" in caplog.text
+    assert "13812345678" not in caplog.text
+    # The retry sends only the message the provider did not accept.
+    again = send(user, HELLO, channels=("push",), idempotency_key="k")
+    assert [d.status for d in again.deliveries] == ["sent", "sent"]
+    assert [m.token for m in locmem.outbox] == [devices[1].token]
+
+
+def test_send_refuses_to_run_inside_a_transaction(user):
+    with pytest.raises(TransactionManagementError, match="on_commit"), transaction.atomic():
+        send(user, HELLO, channels=("sms",), idempotency_key="k")
+    assert locmem.outbox == []
+    assert not Delivery.objects.exists()
+
+
+TWILIO_INVALID_TO = "The 'To' number +14155550100 is not a valid phone number."
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "status_after"), [(400, "21211", "failed"), (401, "backend_error", "queued")]
+)
+def test_provider_error_texts_are_stored_and_logged_without_the_number(
+    caplog, status, code, status_after
+):
+    fake = FakeProvider(
+        reply(status, {"code": 21211, "message": TWILIO_INVALID_TO, "status": status})
+    )
+    twilio = {
+        "BACKEND": "notifications.backends.twilio.TwilioSMSBackend",
+        "OPTIONS": {
+            "account_sid": "AC1",
+            "auth_token": "secret",
+            "from_number": "+15005550006",
+            "transport": fake.transport,
+        },
+    }
+    with configure(BACKENDS={"sms": twilio}), caplog.at_level(logging.DEBUG):
+        result = send(
+            phone_recipient("+14155550100"), HELLO, channels=("sms",), idempotency_key="k"
+        )
+    delivery = Delivery.objects.get(pk=result.deliveries[0].pk)
+    assert (delivery.status, delivery.error_code) == (status_after, code)
+    assert "+1 415****100" in delivery.error_message
+    assert "4155550100" not in delivery.error_message
+    assert "4155550100" not in caplog.text

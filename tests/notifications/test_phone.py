@@ -2,7 +2,7 @@ import pytest
 from django.test import override_settings
 
 from notifications.exceptions import InvalidRecipient
-from notifications.phone import mask, mask_token, normalize
+from notifications.phone import mask, mask_numbers, mask_token, normalize
 
 
 def test_normalize_to_e164():
@@ -42,3 +42,19 @@ def test_mask(number, masked):
 
 def test_mask_token_keeps_six_characters():
     assert mask_token("abcdef0123456789") == "abcdef…"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "The 'To' number +15551234567 is not a valid phone number.",
+            "The 'To' number +1 555****567 is not a valid phone number.",
+        ),
+        ("13812345678,+8613812345679 空号", "138****5678,+86 138****5679 空号"),
+        ("error 21211 at 2025-03-01 16:00:05", "error 21211 at 2025-03-01 16:00:05"),
+        ("", ""),
+    ],
+)
+def test_mask_numbers_in_free_text(text, masked):
+    assert mask_numbers(text) == masked

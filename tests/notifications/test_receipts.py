@@ -9,7 +9,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from notifications.models import Delivery
+from notifications.models import Delivery, UnmatchedReceipt
+from notifications.tasks import sweep_deliveries
 from notifications.webhooks import views
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.notifications.urls")]
@@ -226,6 +227,36 @@ def test_aliyun_reports_with_duplicates(client: Client) -> None:
         Delivery.Status.DELIVERED,
         dt.datetime(2025, 3, 1, 8, 0, 5, tzinfo=dt.UTC),
     )
+
+
+def test_a_report_before_its_delivery_is_applied_by_the_sweep(client: Client) -> None:
+    # The provider reports before the transaction that records the delivery commits.
+    report = aliyun_report("1^0", True, "2025-03-01 16:00:05")
+    assert post_json(client, "ali", [report]).status_code == 200  # type: ignore[attr-defined]
+    assert UnmatchedReceipt.objects.filter(backend_alias="ali", provider_message_id="1^0").exists()
+    d = delivery("ali", "1^0")
+    assert sweep_deliveries()["receipts_applied"] == 1
+    d.refresh_from_db()
+    assert (d.status, d.delivered_at) == (
+        Delivery.Status.DELIVERED,
+        dt.datetime(2025, 3, 1, 8, 0, 5, tzinfo=dt.UTC),
+    )
+    assert not UnmatchedReceipt.objects.exists()
+
+
+@pytest.mark.parametrize(("token", "status"), [(RECEIPT_TOKEN, 200), ("wrong", 400)])
+def test_receipt_token_in_a_header(client: Client, token: str, status: int) -> None:
+    d = delivery("tc", "2019:-1")
+    report = {"report_status": "SUCCESS", "sid": "2019:-1", "user_receive_time": ""}
+    response = client.post(
+        "/notifications/receipts/tc/",
+        json.dumps([report]),
+        content_type="application/json",
+        HTTP_X_RECEIPT_TOKEN=token,
+    )
+    assert response.status_code == status
+    d.refresh_from_db()
+    assert (d.status == Delivery.Status.DELIVERED) is (status == 200)
 
 
 def test_tencent_reports_out_of_order(client: Client) -> None:

@@ -1,5 +1,4 @@
 import datetime as dt
-import logging
 
 import pytest
 from django.utils import timezone
@@ -7,10 +6,10 @@ from freezegun import freeze_time
 
 from notifications.backends import locmem
 from notifications.messages import Receipt
-from notifications.models import Delivery
+from notifications.models import Delivery, UnmatchedReceipt
 from notifications.signals import delivery_updated
 from notifications.status import apply_receipt, expire_stale, record_status
-from notifications.tasks import expire_stale_deliveries
+from notifications.tasks import sweep_deliveries
 
 from .helpers import configure
 
@@ -68,17 +67,44 @@ def test_record_status_locked_saves_other_fields_in_one_update(django_assert_num
     assert signals == [(delivery.pk, "queued", "sent"), (delivery.pk, "sent", "delivered")]
 
 
-@pytest.mark.parametrize("final", ["delivered", "failed", "undelivered", "expired"])
+@pytest.mark.parametrize("final", ["delivered", "failed", "undelivered"])
 @pytest.mark.parametrize(
     "later", ["queued", "sent", "delivered", "failed", "undelivered", "expired"]
 )
 def test_final_status_never_moves(final, later, signals):
     delivery = make_delivery()
     record_status(delivery, final)
+    assert delivery.is_final
     assert not record_status(delivery, later)
     delivery.refresh_from_db()
     assert delivery.status == final
     assert len(signals) == 1
+
+
+@pytest.mark.parametrize("later", ["queued", "sent", "expired"])
+def test_expired_never_moves_back(later):
+    delivery = make_delivery()
+    record_status(delivery, "sent")
+    record_status(delivery, "expired", error_code="receipt_timeout")
+    assert not delivery.is_final
+    assert not record_status(delivery, later)
+    delivery.refresh_from_db()
+    assert delivery.status == "expired"
+
+
+@pytest.mark.parametrize("final", ["delivered", "failed", "undelivered"])
+def test_a_late_receipt_moves_an_expired_delivery_to_its_final_status(final, signals):
+    delivery = make_delivery()
+    record_status(delivery, "sent", at=NOW)
+    record_status(delivery, "expired", error_code="receipt_timeout")
+    later = NOW + dt.timedelta(days=4)
+    apply_receipt(backend_alias="sms", receipt=Receipt("id-k:sms", final, at=later))
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.error_code) == (final, "")
+    assert getattr(delivery, f"{final}_at") == later
+    assert delivery.expired_at is not None  # the expiry stays on record
+    assert delivery.is_final
+    assert signals[-1] == (delivery.pk, "expired", final)
 
 
 def test_sent_does_not_repeat_and_stale_instances_are_corrected():
@@ -102,11 +128,69 @@ def test_apply_receipt_out_of_order_and_duplicates(signals):
     assert len(signals) == 1
 
 
-def test_apply_receipt_matches_the_alias_and_logs_unknown_ids(caplog):
+def test_record_status_masks_phone_numbers_in_the_error():
+    delivery = make_delivery()
+    record_status(delivery, "undelivered", error_code="E1", error_message="13800138000 is off")
+    delivery.refresh_from_db()
+    assert delivery.error_message == "138****8000 is off"
+
+
+def test_apply_receipt_matches_the_alias_and_stores_unknown_ids():
     make_delivery(alias="other")
-    with caplog.at_level(logging.WARNING):
-        assert apply_receipt(backend_alias="sms", receipt=Receipt("id-k:sms", "delivered")) is None
-    assert "unknown message 'id-k:sms'" in caplog.text
+    receipt = Receipt(
+        "id-k:sms", "undelivered", at=NOW, error_code="E1", error_message="+8613812345678 off"
+    )
+    with freeze_time(NOW):
+        assert apply_receipt(backend_alias="sms", receipt=receipt) is None
+    stored = UnmatchedReceipt.objects.get()
+    assert (stored.backend_alias, stored.provider_message_id, stored.status, stored.at) == (
+        "sms",
+        "id-k:sms",
+        "undelivered",
+        NOW,
+    )
+    assert (stored.error_code, stored.error_message) == ("E1", "+86 138****5678 off")
+    assert stored.received_at == NOW
+    assert Delivery.objects.get().status == "queued"
+
+
+def test_sweep_applies_a_receipt_that_came_before_its_delivery(signals):
+    delivered_at = NOW + dt.timedelta(seconds=3)
+    with freeze_time(NOW):
+        apply_receipt(backend_alias="sms", receipt=Receipt("id-k:sms", "sent"))
+        apply_receipt(backend_alias="sms", receipt=Receipt("id-k:sms", "delivered", delivered_at))
+        apply_receipt(backend_alias="sms", receipt=Receipt("id-other", "delivered"))
+        apply_receipt(backend_alias="sms", receipt=Receipt("id-b:sms", "undelivered"))
+    delivery = make_delivery()  # the sending transactions commit after the receipts came
+    other = make_delivery("b:sms")
+    record_status(delivery, "sent", at=NOW)
+    with freeze_time(NOW + dt.timedelta(minutes=10)):
+        assert sweep_deliveries() == {"receipts_applied": 3, "receipts_dropped": 0, "expired": 0}
+    delivery.refresh_from_db()
+    other.refresh_from_db()
+    assert (delivery.status, delivery.delivered_at) == ("delivered", delivered_at)
+    assert (other.status, other.undelivered_at) == ("undelivered", NOW)  # when it came
+    assert list(UnmatchedReceipt.objects.values_list("provider_message_id", flat=True)) == [
+        "id-other"
+    ]
+    assert signals == [
+        (delivery.pk, "queued", "sent"),
+        (delivery.pk, "sent", "delivered"),
+        (other.pk, "queued", "undelivered"),
+    ]
+
+
+def test_sweep_drops_receipts_whose_delivery_never_appears(caplog):
+    with freeze_time(NOW):
+        apply_receipt(backend_alias="sms", receipt=Receipt("id-old", "delivered"))
+    with freeze_time(NOW + dt.timedelta(days=6)):
+        apply_receipt(backend_alias="sms", receipt=Receipt("id-new", "delivered"))
+    with freeze_time(NOW + dt.timedelta(days=7, seconds=1)):
+        assert sweep_deliveries()["receipts_dropped"] == 1
+    assert list(UnmatchedReceipt.objects.values_list("provider_message_id", flat=True)) == [
+        "id-new"
+    ]
+    assert "Dropped 1 receipt(s)" in caplog.text
 
 
 @configure(
@@ -124,7 +208,7 @@ def test_expire_stale_only_for_backends_with_receipts():
     for delivery, at in [(old, NOW), (fresh, NOW + dt.timedelta(hours=1)), (push, NOW)]:
         record_status(delivery, "sent", at=at)
     with freeze_time(NOW + dt.timedelta(hours=2, seconds=1)):
-        assert expire_stale_deliveries() == 1
+        assert sweep_deliveries()["expired"] == 1
         assert expire_stale() == 0
     statuses = dict(Delivery.objects.values_list("pk", "status"))
     assert statuses == {old.pk: "expired", fresh.pk: "sent", push.pk: "sent", queued.pk: "queued"}
