@@ -27,7 +27,7 @@ def subscribe_to_plan(request: HttpRequest, plan: str) -> HttpResponse:
     if form.is_valid():
         evidence = form.consent_evidence(request, form_id="example_project.subscribe")
         try:
-            subscribe(request.user, terms, evidence)
+            subscribe(request.user, terms, evidence, request_key=form.request_key)
         except ConsentError as error:
             messages.error(request, str(error))
             form = ConsentForm(terms=terms)  # ask again, on the terms offered now

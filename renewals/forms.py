@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import uuid
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -71,7 +72,9 @@ class ConsentFormMixin(_FormBase):
     starting now would have. The hidden ``terms_hash`` is posted back as it was rendered and
     goes into the evidence unchanged: if the terms changed in between,
     :func:`renewals.services.subscribe` raises :class:`~renewals.exceptions.StaleTermsHash`,
-    because the user agreed to terms that are no longer the ones offered. Answer any
+    because the user agreed to terms that are no longer the ones offered. A hidden
+    ``request_key``, new for every rendered form, makes a double submission start one
+    subscription (pass ``form.request_key`` to ``subscribe``). Answer any
     :class:`~renewals.exceptions.ConsentError` with a new, unbound form for the current terms:
     a bound form would post the stale hash again.
     """
@@ -98,6 +101,12 @@ class ConsentFormMixin(_FormBase):
         self.fields["terms_hash"] = forms.CharField(
             widget=forms.HiddenInput, initial=terms.content_hash, max_length=64
         )
+        self.fields["request_key"] = forms.RegexField(
+            regex=r"^[0-9a-f]{32}$",
+            widget=forms.HiddenInput,
+            initial=uuid.uuid4().hex,
+            required=False,
+        )
         self.order_fields(self.field_order)
         for name, field in self.fields.items():
             if isinstance(field, ConsentField):
@@ -114,6 +123,12 @@ class ConsentFormMixin(_FormBase):
                 "time_zone": self.time_zone,
             },
         )
+
+    @property
+    def request_key(self) -> str | None:
+        """This checkout's key, for ``subscribe(request_key=...)``: a form submitted twice
+        starts one subscription (``None`` if a custom template left the hidden field out)."""
+        return self.cleaned_data.get("request_key") or None
 
     def disclosure_text(self) -> str:
         """What the user saw, as plain text kept with the consent: the checkbox's label (the

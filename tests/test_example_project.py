@@ -39,9 +39,13 @@ def test_subscribe_then_switch_auto_renewal_off(client, demo):
     assert unticked.status_code == 200
     assert unticked.context["form"].errors
 
-    response = client.post(
-        url, {"terms_hash": form.terms.content_hash, "auto_renew_consent": "on"}, follow=True
-    )
+    ticked = {
+        "terms_hash": form.terms.content_hash,
+        "auto_renew_consent": "on",
+        "request_key": form["request_key"].initial,
+    }
+    client.post(url, ticked)
+    response = client.post(url, ticked, follow=True)  # a double click
     subscription = response.context["subscriptions"].get()
     assert subscription.auto_renew
     assert subscription.consents.get().form_id == "example_project.subscribe"

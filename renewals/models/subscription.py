@@ -97,6 +97,14 @@ class Subscription(models.Model):
         default=False,
         help_text=_("A change not yet confirmed by the gateway; the reconcile run retries it."),
     )
+    request_key = models.CharField(
+        _("checkout key"),
+        max_length=64,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text=_("The checkout that started it: submitting that checkout again returns it."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

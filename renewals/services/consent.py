@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..conf import renewals_settings
@@ -128,14 +128,22 @@ def subscribe(
     time_zone: str | None = None,
     policy: str | None = None,
     start: dt.datetime | None = None,
+    request_key: str | None = None,
 ) -> Subscription:
     """Start an auto-renewing subscription on ``terms`` with the user's consent.
 
     Nothing is written unless the consent and the IANA ``time_zone`` are valid. The first
     renewal is at the end of the trial, or one term after ``start`` (default: now); its
     notices are planned at once.
+
+    ``request_key`` names the checkout (``ConsentFormMixin`` renders one per form): submitting
+    the same checkout twice, even concurrently, returns the first subscription and records
+    nothing more.
     """
-    from .scheduling import plan_notices
+    if request_key:
+        existing = _started_by(request_key, user)
+        if existing is not None:
+            return existing
 
     policy = policy or resolve_policy(user, terms)
     validate_consent(evidence, terms, policy)
@@ -146,8 +154,37 @@ def subscribe(
     time_zone = time_zone or renewals_settings.time_zone_name
     validate_time_zone(time_zone)
     renewal = first_renewal(terms, start, ZoneInfo(time_zone))
+    try:
+        return _start(user, terms, evidence, policy, time_zone, start, renewal, request_key)
+    except IntegrityError:
+        existing = _started_by(request_key, user) if request_key else None
+        if existing is None:
+            raise
+        return existing
+
+
+def _started_by(request_key: str, user: Any) -> Subscription | None:
+    existing = Subscription.objects.filter(request_key=request_key).first()
+    if existing is not None and existing.user_id != user.pk:
+        raise ValueError("This checkout key belongs to another user's subscription.")
+    return existing
+
+
+def _start(
+    user: Any,
+    terms: RenewalTerms,
+    evidence: ConsentEvidence | None,
+    policy: str,
+    time_zone: str,
+    start: dt.datetime,
+    renewal: dt.datetime,
+    request_key: str | None,
+) -> Subscription:
+    from .scheduling import plan_notices
+
     with transaction.atomic():
         subscription = Subscription.objects.create(
+            request_key=request_key or None,
             user=user,
             terms=terms,
             policy=policy,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, connections
 
 from renewals.exceptions import (
     ConsentBundled,
@@ -151,3 +153,49 @@ def test_renewal_times_are_whole_seconds():
     start = dt.datetime(2027, 1, 31, 9, 30, 15, 987654, tzinfo=dt.UTC)
     subscription = subscribe(make_user(), terms, make_evidence(terms), start=start, time_zone="UTC")
     assert subscription.next_renewal_at == dt.datetime(2027, 2, 28, 9, 30, 15, tzinfo=dt.UTC)
+
+
+def test_the_same_checkout_submitted_twice_starts_one_subscription():
+    user, terms = make_user(), make_terms()
+    first = subscribe(user, terms, make_evidence(terms), request_key="a" * 32)
+    again = subscribe(user, terms, make_evidence(terms), request_key="a" * 32)
+    assert again.pk == first.pk
+    assert Subscription.objects.count() == 1
+    assert Consent.objects.count() == 1
+    other = subscribe(user, terms, make_evidence(terms), request_key="b" * 32)
+    assert other.pk != first.pk
+
+
+def test_a_checkout_key_of_another_user_is_refused():
+    terms = make_terms()
+    subscribe(make_user(), terms, make_evidence(terms), request_key="a" * 32)
+    with pytest.raises(ValueError, match="another user"):
+        subscribe(make_user(), terms, make_evidence(terms), request_key="a" * 32)
+    assert Subscription.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_submissions_of_one_checkout_start_one_subscription():
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes writers; the race needs PostgreSQL.")
+    user, terms = make_user(), make_terms()
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def submit():
+        try:
+            barrier.wait()
+            results.append(subscribe(user, terms, make_evidence(terms), request_key="c" * 32))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert {s.pk for s in results} == {Subscription.objects.get().pk}
+    assert Consent.objects.count() == 1

@@ -98,6 +98,15 @@ class TestConsentForm:
         assert "How to cancel: Tap <Cancel> & confirm." in text.splitlines()
         assert "<li>" not in text
 
+    def test_each_rendered_form_has_its_own_hidden_checkout_key(self):
+        first, second = consent_form(), consent_form()
+        assert first["request_key"].is_hidden
+        assert first["request_key"].initial != second["request_key"].initial
+        bound = consent_form(posted(first, request_key=first["request_key"].initial))
+        assert bound.is_valid()
+        assert bound.request_key == first["request_key"].initial
+        assert not consent_form(posted(first, request_key="x; DROP")).is_valid()
+
     def test_disclosure_text_starts_with_the_renewal_wording_the_box_was_labelled_with(self):
         form = consent_form()
         assert form.disclosure_text().splitlines()[0] == form.terms.renewal_wording
