@@ -7,8 +7,6 @@ import time
 from functools import cached_property
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
-
 from ..exceptions import BackendError
 from ..messages import PushMessage, SendResult
 from ._http import (
@@ -61,15 +59,8 @@ class APNsBackend(HTTPBackend[PushMessage], PushBackend):
         "priority",
         "time_to_live",
     }
+    required_one_of = ((("private_key",), ("private_key_file",)),)
     required_options = frozenset({"team_id", "key_id", "bundle_id"})
-
-    def __init__(self, alias: str, **options: Any) -> None:
-        super().__init__(alias, **options)
-        if not (options.get("private_key") or options.get("private_key_file")):
-            raise ImproperlyConfigured(
-                f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'] needs 'private_key' "
-                "or 'private_key_file'."
-            )
 
     @cached_property
     def signing_key(self) -> str:

@@ -32,6 +32,9 @@ class BaseBackend(Generic[M]):
     rate_limit_per_second: ClassVar[float | None] = None
     option_names: ClassVar[frozenset[str]] = frozenset()
     required_options: ClassVar[frozenset[str]] = frozenset()
+    #: Choices of required OPTIONS: for each entry, one of its alternatives (a group of
+    #: names that go together) must be set, e.g. ``((("auth_token",), ("key", "secret")),)``.
+    required_one_of: ClassVar[tuple[tuple[tuple[str, ...], ...], ...]] = ()
 
     def __init__(self, alias: str, **options: Any) -> None:
         self.alias = alias
@@ -42,11 +45,18 @@ class BaseBackend(Generic[M]):
                 f"{sorted(unknown)}; "
                 f"{type(self).__name__} accepts {sorted(self.option_names) or 'none'}."
             )
-        missing = self.required_options - {k for k, v in options.items() if v not in (None, "")}
+        given = {k for k, v in options.items() if v not in (None, "")}
+        missing = self.required_options - given
         if missing:
             raise ImproperlyConfigured(
                 f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'] is missing {sorted(missing)}."
             )
+        for alternatives in self.required_one_of:
+            if not any(set(group) <= given for group in alternatives):
+                wanted = ", or ".join(" and ".join(map(repr, group)) for group in alternatives)
+                raise ImproperlyConfigured(
+                    f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'] needs {wanted}."
+                )
         self.options = options
 
     def open(self) -> None:

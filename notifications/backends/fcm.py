@@ -7,8 +7,6 @@ import time
 from functools import cached_property
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
-
 from ..exceptions import BackendError
 from ..messages import PushMessage, SendResult
 from ._http import (
@@ -69,14 +67,7 @@ class FCMBackend(HTTPBackend[PushMessage], PushBackend):
     extra = "fcm"
     requires = ("jwt", "cryptography")
     option_names = HTTP_OPTIONS | {"service_account_info", "service_account_file", "project_id"}
-
-    def __init__(self, alias: str, **options: Any) -> None:
-        super().__init__(alias, **options)
-        if not (options.get("service_account_info") or options.get("service_account_file")):
-            raise ImproperlyConfigured(
-                f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'] needs "
-                "'service_account_info' or 'service_account_file'."
-            )
+    required_one_of = ((("service_account_info",), ("service_account_file",)),)
 
     @cached_property
     def service_account(self) -> dict[str, Any]:

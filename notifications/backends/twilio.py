@@ -6,9 +6,9 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Literal
 
-from django.core.exceptions import BadRequest, ImproperlyConfigured
+from django.core.exceptions import BadRequest
 from django.http import HttpRequest
 
 from ..exceptions import BackendError, InvalidSignature
@@ -63,20 +63,11 @@ class TwilioSMSBackend(ReceiptsMixin, HTTPBackend[SMSMessage], SMSBackend):
         "status_callback",
         "webhook_url_base",
     }
+    required_one_of = (
+        (("auth_token",), ("api_key_sid", "api_key_secret")),
+        (("from_number",), ("messaging_service_sid",)),
+    )
     required_options = frozenset({"account_sid"})
-
-    def __init__(self, alias: str, **options: Any) -> None:
-        super().__init__(alias, **options)
-        if not (options.get("auth_token") or options.get("api_key_sid")):
-            raise ImproperlyConfigured(
-                f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'] needs 'auth_token' "
-                "or 'api_key_sid' and 'api_key_secret'."
-            )
-        if not (options.get("from_number") or options.get("messaging_service_sid")):
-            raise ImproperlyConfigured(
-                f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'] needs 'from_number' "
-                "or 'messaging_service_sid'."
-            )
 
     def send_one(self, message: SMSMessage) -> SendResult:
         o = self.options

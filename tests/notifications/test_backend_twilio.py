@@ -1,4 +1,5 @@
 import base64
+import re
 import sys
 
 import httpx
@@ -123,16 +124,17 @@ def test_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("options", "says"),
     [
-        {"account_sid": SID, "auth_token": "t", "from_number": "+1", "sender": "x"},
-        {"auth_token": "t", "from_number": "+1"},
-        {"account_sid": SID, "from_number": "+1"},
-        {"account_sid": SID, "auth_token": "t"},
+        ({"account_sid": SID, "auth_token": "t", "from_number": "+1", "sender": "x"}, "sender"),
+        ({"auth_token": "t", "from_number": "+1"}, "account_sid"),
+        ({"account_sid": SID, "from_number": "+1"}, "'auth_token', or 'api_key_sid' and"),
+        ({"account_sid": SID, "api_key_sid": "SK1", "from_number": "+1"}, "'api_key_secret'"),
+        ({"account_sid": SID, "auth_token": "t"}, "'from_number', or 'messaging_service_sid'"),
     ],
 )
-def test_bad_options_refused(options: dict[str, str]) -> None:
-    with pytest.raises(ImproperlyConfigured):
+def test_bad_options_refused(options: dict[str, str], says: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=re.escape(says)):
         TwilioSMSBackend("tw", **options)
 
 

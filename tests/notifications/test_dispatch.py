@@ -1,10 +1,9 @@
 import datetime as dt
 import logging
-import threading
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 from freezegun import freeze_time
 
@@ -16,6 +15,7 @@ from notifications.messages import PushMessage, SendResult, SMSMessage
 from notifications.models import Delivery, Device
 from notifications.signals import delivery_updated
 
+from ..concurrency import run_concurrently
 from .helpers import CONTEXT, PHONE, PROVIDER_BACKENDS, configure, phone_recipient
 from .providers import FakeProvider, reply
 
@@ -262,24 +262,9 @@ def test_logs_never_show_a_full_phone_number_or_token(user, devices, caplog):
 def test_concurrent_calls_with_one_key_send_once(user):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: SQLite serializes writers, so no race can happen")
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def call():
-        try:
-            barrier.wait()
-            results.append(send(user, HELLO, channels=("sms",), idempotency_key="race"))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=call) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = run_concurrently(
+        lambda index: send(user, HELLO, channels=("sms",), idempotency_key="race")
+    )
     assert len(locmem.outbox) == 1
     assert Delivery.objects.count() == 1
     assert {r.deliveries[0].pk for r in results} == {Delivery.objects.get().pk}

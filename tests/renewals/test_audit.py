@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, connections
+from django.db import connection
 
 from renewals.models import AuditCheckpoint, AuditEvent
 from renewals.models.audit import GENESIS
 from renewals.services import create_checkpoint, record_event, verify_audit
 
+from ..concurrency import run_concurrently
 from .factories import make_subscription
 
 pytestmark = pytest.mark.django_db
@@ -128,25 +128,12 @@ def test_concurrent_writers_keep_every_chain_whole():
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serializes writers; the race needs PostgreSQL.")
     subscriptions = [make_subscription() for _ in range(2)]
-    barrier = threading.Barrier(8)
-    errors = []
 
     def write(index):
-        try:
-            barrier.wait()
-            for n in range(10):
-                record_event("race", subscription=subscriptions[index % 2], data={"n": n})
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        for n in range(10):
+            record_event("race", subscription=subscriptions[index % 2], data={"n": n})
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_concurrently(write, threads=8)
     assert AuditEvent.objects.count() == 80
     report = verify_audit()
     assert report.ok, report.problem

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, connections
+from django.db import connection
 
 from renewals.exceptions import (
     ConsentBundled,
@@ -20,6 +19,7 @@ from renewals.exceptions import (
 from renewals.models import AuditEvent, Consent, RenewalNotice, Status, Subscription
 from renewals.services import record_consent, subscribe
 
+from ..concurrency import run_concurrently
 from .factories import make_evidence, make_subscription, make_terms, make_user
 
 pytestmark = pytest.mark.django_db
@@ -179,23 +179,10 @@ def test_two_concurrent_submissions_of_one_checkout_start_one_subscription():
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serializes writers; the race needs PostgreSQL.")
     user, terms = make_user(), make_terms()
-    barrier = threading.Barrier(2)
-    results, errors = [], []
 
-    def submit():
-        try:
-            barrier.wait()
-            results.append(subscribe(user, terms, make_evidence(terms), request_key="c" * 32))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def submit(index):
+        return subscribe(user, terms, make_evidence(terms), request_key="c" * 32)
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = run_concurrently(submit)
     assert {s.pk for s in results} == {Subscription.objects.get().pk}
     assert Consent.objects.count() == 1
