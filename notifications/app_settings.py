@@ -1,0 +1,92 @@
+"""A lazy, validated view of one namespaced settings dict, such as ``NOTIFICATIONS``.
+
+Every read goes back to ``django.conf.settings``, so ``override_settings`` always works. Each
+key has a default and a validator; validators get the key's display name (e.g.
+``NOTIFICATIONS['RATE_LIMIT']``) so an error names exactly what to fix. ``renewals`` uses the
+same machinery for ``RENEWALS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+#: ``validator(display name, value) -> cleaned value``; raises ImproperlyConfigured.
+Validator = Callable[[str, Any], Any]
+
+
+def item(name: str, key: object) -> str:
+    """The display name of ``key`` inside ``name``: ``NOTIFICATIONS['BACKENDS']['sms']``."""
+    return f"{name}[{key!r}]"
+
+
+def integer(name: str, value: Any, *, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ImproperlyConfigured(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+def positive_int(name: str, value: Any) -> int:
+    return integer(name, value, minimum=1)
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    return integer(name, value, minimum=0)
+
+
+def string(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ImproperlyConfigured(f"{name} must be a non-empty string, got {value!r}.")
+    return value
+
+
+def optional_string(name: str, value: Any) -> str | None:
+    return None if value is None else string(name, value)
+
+
+def mapping(name: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(f"{name} must be a dict, got {value!r}.")
+    return value
+
+
+def backend_config(name: str, value: Any, *, what: str) -> Mapping[str, Any]:
+    """A ``{"BACKEND": dotted path, "OPTIONS": {...}}`` dict; ``what`` the class it names."""
+    mapping(name, value)
+    if not isinstance(value.get("BACKEND"), str):
+        raise ImproperlyConfigured(f"{item(name, 'BACKEND')} must be the dotted path of {what}.")
+    unknown = set(value) - {"BACKEND", "OPTIONS"}
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{name} has unknown keys {sorted(unknown)}; use 'BACKEND' and 'OPTIONS'."
+        )
+    mapping(item(name, "OPTIONS"), value.get("OPTIONS", {}))
+    return value
+
+
+class AppSettings:
+    """Attribute access to ``settings.<setting>`` with defaults and validation."""
+
+    def __init__(self, setting: str, defaults: Mapping[str, tuple[Any, Validator]]) -> None:
+        self._setting = setting
+        self._defaults = defaults
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key not in self._defaults:
+            raise AttributeError(f"Unknown {self._setting} setting {key!r}.")
+        default, validate = self._defaults[key]
+        return validate(item(self._setting, key), self.configured().get(key, default))
+
+    def configured(self) -> Mapping[str, Any]:
+        """The project's dict as it is now (empty when not set)."""
+        value = getattr(settings, self._setting, {})
+        if not isinstance(value, Mapping):
+            raise ImproperlyConfigured(f"settings.{self._setting} must be a dict.")
+        return value
+
+    def unknown_keys(self) -> list[str]:
+        """Keys in the project's dict that the app does not know (likely typos)."""
+        return sorted(set(self.configured()) - set(self._defaults))
