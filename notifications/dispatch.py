@@ -1,4 +1,4 @@
-"""Send a notification to a recipient over one or more channels, exactly once per key.
+"""Send a notification to a recipient over one or more channels, once per key.
 
 :func:`send` creates one :class:`~notifications.models.Delivery` per channel (and, for push,
 per device) under the key ``f"{idempotency_key}:{channel}[:{device pk}]"``. The row is inserted
@@ -7,7 +7,8 @@ concurrent call with the same key waits on the unique index, then finds the row 
 nothing. That transaction is durable: a caller's transaction cannot roll back the record of a
 message a provider accepted, so :func:`send` refuses to run inside one. A retryable failure
 leaves the delivery ``queued``: calling :func:`send` again with the same key retries exactly
-those, which is why the key makes retrying safe.
+those, which is why the key makes retrying safe. A crash after a provider accepted a message
+but before the commit leaves no row, so the next call sends it again: at least once.
 """
 
 from __future__ import annotations
@@ -126,8 +127,11 @@ def send(
     result = DispatchResult(
         deliveries=list(Delivery.objects.filter(dispatch_key=idempotency_key).order_by("pk"))
     )
+    plan = [
+        (channel, _targets(channel, recipient, rendered, result.skipped)) for channel in channels
+    ]
     first_call = not result.deliveries
-    if not first_call and (not result.pending or (strategy == "first_success" and result.accepted)):
+    if not first_call and _nothing_left(result, plan, idempotency_key, strategy):
         return result
     now = timezone.now()
     quiet_until = _quiet_until(recipient.time_zone, now)
@@ -151,19 +155,39 @@ def send(
         "reference": reference,
         "queued_at": now,
     }
-    for channel in channels:
+    for _channel, targets in plan:
         by_alias: dict[str, list[_Target]] = {}
-        for target in _targets(channel, recipient, rendered, result.skipped):
+        for target in targets:
             by_alias.setdefault(target.backend.alias, []).append(target)
         deliveries = [
             delivery
-            for targets in by_alias.values()
-            for delivery in _send_targets(targets, base, template, rendered, first_call)
+            for group in by_alias.values()
+            for delivery in _send_targets(group, base, template, rendered, first_call)
         ]
         result.deliveries += deliveries
         if strategy == "first_success" and any(_is_accepted(d) for d in deliveries):
             break
     return result
+
+
+def _nothing_left(
+    result: DispatchResult,
+    plan: list[tuple[str, list[_Target]]],
+    idempotency_key: str,
+    strategy: Strategy,
+) -> bool:
+    """Whether an earlier call with this key already did all there is to do: every target
+    has its delivery and none waits for a retry (or, for ``first_success``, one was accepted).
+    A call cut short between two channels leaves targets without a delivery: not done."""
+    if strategy == "first_success" and result.accepted:
+        return True
+    recorded = {delivery.idempotency_key for delivery in result.deliveries}
+    every_target = all(
+        f"{idempotency_key}:{target.suffix}" in recorded
+        for _, targets in plan
+        for target in targets
+    )
+    return every_target and not result.pending
 
 
 def _is_accepted(delivery: Delivery) -> bool:

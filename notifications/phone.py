@@ -41,14 +41,27 @@ def mask(number: str) -> str:
     return f"{prefix}{digits[:keep_head]}{'*' * hidden}{digits[len(digits) - keep_tail :]}"
 
 
-#: A run of seven or more digits, optionally after "+": what may be a phone number in free text.
-NUMBER_LIKE = re.compile(r"\+?\d{7,}")
+#: Seven or more digits, optionally after "+" and written with spaces, dots, hyphens or
+#: brackets between them (``+1 415-555-0100``, ``(415) 555-0100``, ``138 1234 5678``): what
+#: may be a phone number in free text.
+NUMBER_LIKE = re.compile(r"[+(]?\d(?:[ ().-]{0,2}\d){6,}")
+#: Dates written as digits (``2025-03-01``, ``2025.03.01``), which are not phone numbers.
+DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}")
 
 
 def mask_numbers(text: str) -> str:
-    """``text`` with every phone-number-like digit run masked by :func:`mask`, for provider
-    error texts (``"The 'To' number +15551234567 is not valid"`` → ``… +1 555***4567 …``)."""
-    return NUMBER_LIKE.sub(lambda match: mask(match.group()), text)
+    """``text`` with every phone-number-like run masked by :func:`mask`, for provider error
+    texts (``"The 'To' number +1 415-555-0100 is not valid"`` → ``… +1 415****100 …``).
+
+    Dates and digit runs longer than an E.164 number (15 digits: message ids) stay as they are.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        found = match.group()
+        digits = sum(c.isdigit() for c in found)
+        return found if digits > 15 or DATE_LIKE.search(found) else mask(found)
+
+    return NUMBER_LIKE.sub(replace, text)
 
 
 def mask_token(token: str) -> str:

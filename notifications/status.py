@@ -77,10 +77,28 @@ def record_status(
             delivery.error_message = mask_numbers(error_message)
             fields += ["error_code", "error_message"]
         delivery.save(update_fields=fields)
-    delivery_updated.send(
-        sender=Delivery, delivery=delivery, old_status=old_status, new_status=status
-    )
+    _announce(delivery, old_status, status)
     return True
+
+
+def _announce(delivery: Delivery, old_status: str, new_status: str) -> None:
+    """Send ``delivery_updated``. Receivers run in a savepoint: one that fails is logged and
+    rolled back alone, so it can never undo the status a provider's answer established (and
+    cause a resend)."""
+    if not delivery_updated.has_listeners(Delivery):
+        return
+    try:
+        with transaction.atomic():
+            delivery_updated.send(
+                sender=Delivery, delivery=delivery, old_status=old_status, new_status=new_status
+            )
+    except Exception:
+        logger.exception(
+            "A delivery_updated receiver failed for delivery %s (%s -> %s); the status stands.",
+            delivery.pk,
+            old_status,
+            new_status,
+        )
 
 
 def apply_receipt(*, backend_alias: str, receipt: Receipt) -> Delivery | None:

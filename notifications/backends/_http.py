@@ -61,8 +61,14 @@ def accepted(message_id: Any, field: str) -> SendResult:
 
 
 def malformed_reply(field: str) -> SendResult:
-    """The result of a success reply without ``field``: retried, code ``malformed_reply``."""
-    return SendResult.retry("malformed_reply", f"The provider's success reply has no {field}.")
+    """The result of a success reply without ``field``: the provider accepted the message, so
+    it counts as sent (retrying would send it twice), with code ``malformed_reply``; with no
+    id, no receipt can find it."""
+    return SendResult(
+        ok=True,
+        error_code="malformed_reply",
+        error_message=f"The provider's success reply has no {field}.",
+    )
 
 
 @dataclass(frozen=True)

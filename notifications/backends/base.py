@@ -52,6 +52,13 @@ class BaseBackend(Generic[M]):
                 f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'] is missing {sorted(missing)}."
             )
         for alternatives in self.required_one_of:
+            for group in alternatives:
+                half = set(group) & given
+                if half and half != set(group):
+                    raise ImproperlyConfigured(
+                        f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'] sets "
+                        f"{sorted(half)} but not {sorted(set(group) - half)}, which go together."
+                    )
             if not any(set(group) <= given for group in alternatives):
                 wanted = ", or ".join(" and ".join(map(repr, group)) for group in alternatives)
                 raise ImproperlyConfigured(

@@ -234,7 +234,7 @@ def test_dispatch_sends_the_approved_template_with_its_code_and_params() -> None
 
 
 @pytest.mark.parametrize("body", [{"Code": "OK", "RequestId": "r"}, {"Code": "OK", "BizId": None}])
-def test_success_reply_without_biz_id_is_retried(body: dict[str, object]) -> None:
+def test_success_reply_without_biz_id_counts_as_sent(body: dict[str, object]) -> None:
     (result,) = backend(FakeProvider(reply(200, body))).send_messages([MESSAGE])
-    assert (result.ok, result.permanent, result.error_code) == (False, False, "malformed_reply")
+    assert (result.ok, result.permanent, result.error_code) == (True, False, "malformed_reply")
     assert "BizId" in result.error_message

@@ -171,6 +171,6 @@ def test_bad_options_refused(options: dict[str, str]) -> None:
         APNsBackend("apns", **options)
 
 
-def test_success_reply_without_apns_id_is_retried() -> None:
+def test_success_reply_without_apns_id_counts_as_sent() -> None:
     (result,) = backend(FakeProvider(reply(200))).send_messages([MESSAGE])
-    assert (result.ok, result.permanent, result.error_code) == (False, False, "malformed_reply")
+    assert (result.ok, result.permanent, result.error_code) == (True, False, "malformed_reply")

@@ -211,9 +211,9 @@ def test_bad_options_refused(options: dict[str, object]) -> None:
         FCMBackend("fcm", **options)
 
 
-def test_success_reply_without_name_is_retried() -> None:
+def test_success_reply_without_name_counts_as_sent() -> None:
     (result,) = backend(FakeProvider(TOKEN, reply(200, {}))).send_messages([MESSAGE])
-    assert (result.ok, result.permanent, result.error_code) == (False, False, "malformed_reply")
+    assert (result.ok, result.permanent, result.error_code) == (True, False, "malformed_reply")
 
 
 def test_error_that_is_not_an_object_is_read_by_status() -> None:

@@ -201,13 +201,13 @@ def test_bad_options_refused(options: dict[str, str]) -> None:
         ({"Response": "busy"}, "SendStatusSet"),
     ],
 )
-def test_malformed_success_reply_is_retried(body: dict[str, object], field: str) -> None:
+def test_malformed_success_reply_counts_as_sent(body: dict[str, object], field: str) -> None:
     (result,) = backend(FakeProvider(reply(200, body))).send_messages([message()])
-    assert (result.ok, result.permanent, result.error_code) == (False, False, "malformed_reply")
+    assert (result.ok, result.permanent, result.error_code) == (True, False, "malformed_reply")
     assert field in result.error_message
 
 
-def test_a_malformed_status_entry_is_retried() -> None:
+def test_a_malformed_status_entry_counts_as_sent() -> None:
     body = {"Response": {"SendStatusSet": ["oops", status("+8613800000002")]}}
     results = backend(FakeProvider(reply(200, body))).send_messages(
         [message("+8613800000001"), message("+8613800000002")]

@@ -70,6 +70,26 @@ def test_same_key_sends_nothing_twice(user):
     assert second.accepted
 
 
+def test_a_call_cut_short_between_channels_is_finished_by_the_next(user, devices):
+    # The first call recorded push, then stopped (here: it only had push to do).
+    send(user, HELLO, channels=("push",), idempotency_key="k")
+    assert len(locmem.outbox) == 2
+    result = send(user, HELLO, channels=("push", "sms"), idempotency_key="k")
+    assert len(locmem.outbox) == 3
+    assert isinstance(locmem.outbox[-1], SMSMessage)
+    assert {d.channel for d in result.deliveries} == {"push", "sms"}
+
+
+def test_first_success_goes_on_to_sms_after_push_failed_in_an_earlier_call(user, devices):
+    locmem.next_results += [SendResult.permanent_failure("bad")] * 2
+    send(user, HELLO, channels=("push",), strategy="first_success", idempotency_key="k")
+    result = send(
+        user, HELLO, channels=("push", "sms"), strategy="first_success", idempotency_key="k"
+    )
+    assert result.accepted
+    assert isinstance(locmem.outbox[-1], SMSMessage)
+
+
 def test_first_success_stops_at_the_first_accepted_channel(user, devices):
     result = send(
         user, HELLO, channels=("push", "sms"), strategy="first_success", idempotency_key="k"
@@ -118,26 +138,41 @@ def test_retryable_failure_stays_queued_and_the_same_key_retries(user):
 
 
 def test_first_sms_takes_two_lookups_an_insert_and_an_update(django_assert_num_queries):
-    received = []
-
-    def receiver(sender, delivery, old_status, new_status, **kwargs):
-        received.append((old_status, new_status))
-
-    delivery_updated.connect(receiver)
-    try:
-        with django_assert_num_queries(6) as captured:
-            [delivery] = send(
-                phone_recipient(), HELLO, channels=("sms",), idempotency_key="k"
-            ).deliveries
-    finally:
-        delivery_updated.disconnect(receiver)
+    with django_assert_num_queries(6) as captured:
+        [delivery] = send(
+            phone_recipient(), HELLO, channels=("sms",), idempotency_key="k"
+        ).deliveries
     # Existing deliveries and rate limit, then one transaction (a savepoint inside the test's).
     verbs = [query["sql"].split()[0] for query in captured]
     assert verbs == ["SELECT", "SELECT", "SAVEPOINT", "INSERT", "UPDATE", "RELEASE"]
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("sent", 1)
     assert delivery.sent_at is not None
+
+
+def test_receivers_hear_each_change_and_a_failing_one_cannot_undo_it(caplog):
+    received = []
+
+    def receiver(sender, delivery, old_status, new_status, **kwargs):
+        received.append((old_status, new_status))
+        Delivery.objects.filter(pk=delivery.pk).update(reference="touched by the receiver")
+        raise RuntimeError("receiver bug")
+
+    delivery_updated.connect(receiver)
+    try:
+        [delivery] = send(
+            phone_recipient(), HELLO, channels=("sms",), idempotency_key="k"
+        ).deliveries
+        again = send(phone_recipient(), HELLO, channels=("sms",), idempotency_key="k")
+    finally:
+        delivery_updated.disconnect(receiver)
     assert received == [("queued", "sent")]
+    delivery.refresh_from_db()
+    assert delivery.status == "sent"
+    assert delivery.reference == ""  # the receiver's own writes were rolled back alone
+    assert again.deliveries[0].pk == delivery.pk
+    assert len(locmem.outbox) == 1  # nothing was sent twice
+    assert "receiver failed" in caplog.text
 
 
 @pytest.mark.parametrize(("earlier_results", "attempts"), [([], 1), ([SendResult.retry("t")], 2)])

@@ -55,7 +55,7 @@ def test_record_status_sets_time_and_signals(signals):
     assert signals == [(delivery.pk, "queued", "sent"), (delivery.pk, "sent", "undelivered")]
 
 
-def test_record_status_locked_saves_other_fields_in_one_update(django_assert_num_queries, signals):
+def test_record_status_locked_saves_other_fields_in_one_update(django_assert_num_queries):
     delivery = make_delivery()
     delivery.attempts = 1
     with django_assert_num_queries(1):
@@ -64,7 +64,13 @@ def test_record_status_locked_saves_other_fields_in_one_update(django_assert_num
         assert record_status(delivery, "delivered")
     delivery.refresh_from_db()
     assert (delivery.status, delivery.sent_at, delivery.attempts) == ("delivered", NOW, 1)
-    assert signals == [(delivery.pk, "queued", "sent"), (delivery.pk, "sent", "delivered")]
+
+
+def test_receivers_run_in_a_savepoint_of_their_own(django_assert_num_queries, signals):
+    delivery = make_delivery()
+    with django_assert_num_queries(3):  # the update, and SAVEPOINT/RELEASE around receivers
+        assert record_status(delivery, "sent", locked=True)
+    assert signals == [(delivery.pk, "queued", "sent")]
 
 
 @pytest.mark.parametrize("final", ["delivered", "failed", "undelivered"])
