@@ -59,30 +59,85 @@ def check_policies(
 
 
 def _weakened(pack: RulePack, builtins: list[RulePack]) -> list[CheckMessage]:
-    """E003 for each way ``pack`` weakens a built-in pack it builds on: its notice rules, or
-    a ``lapse`` remedy turned into ``defer``."""
+    """E003 for each way ``pack`` asks less than a built-in pack it builds on."""
     rules = {rule.id: rule for rule in pack.notices}
-    remedies: list[CheckMessage] = [
+    return [
         Error(
-            f"Rule pack {pack.code!r} changes the renewal-gate remedy of the built-in pack "
-            f"{builtin.code!r} from 'lapse' to {pack.gate_remedy.value!r}.",
-            hint="Without the notice that law lets the contract end: keep gate_remedy = 'lapse'.",
+            f"Rule pack {pack.code!r} weakens the built-in pack {builtin.code!r}: {problem}.",
+            hint=f"{hint} ({citation}).",
             id="renewals.E003",
         )
         for builtin in builtins
-        if builtin.gate_remedy is GateRemedy.LAPSE and pack.gate_remedy is not GateRemedy.LAPSE
+        for problem, hint, citation in [
+            *((p, h, builtin.sources[0].citation) for p, h in _pack_weakenings(pack, builtin)),
+            *(
+                (f"notice rule {required.id!r} {problem}", hint, required.source)
+                for required in builtin.notices
+                for problem, hint in _weakenings(rules.get(required.id), required)
+            ),
+        ]
     ]
-    return remedies + [
-        Error(
-            f"Rule pack {pack.code!r} weakens notice rule {required.id!r} of the "
-            f"built-in pack {builtin.code!r}: it {problem}.",
-            hint=f"{hint} ({required.source}).",
-            id="renewals.E003",
+
+
+#: Pack-level protections, as (section, field): a ``True`` in the built-in must stay ``True``.
+_KEPT_TRUE = (
+    ("consent", "separate_control"),
+    ("consent", "never_pre_ticked"),
+    ("consent", "not_bundled"),
+    ("consent", "pre_service_disclosure"),
+    ("consent", "acknowledgment_required"),
+    ("cancellation", "online_if_signed_up_online"),
+)
+#: Counts that may only grow.
+_KEPT_AT_LEAST = (
+    ("retention", "min_years"),
+    ("retention", "years_after_contract_end"),
+    ("cancellation", "withdrawal_days"),
+)
+
+
+def _pack_weakenings(pack: RulePack, builtin: RulePack) -> list[tuple[str, str]]:
+    """``(problem, hint)`` for each pack-level rule ``pack`` relaxes against ``builtin``."""
+    found = []
+    if builtin.gate_remedy is GateRemedy.LAPSE and pack.gate_remedy is not GateRemedy.LAPSE:
+        found.append(
+            (
+                f"it changes the renewal-gate remedy from 'lapse' to {pack.gate_remedy.value!r}",
+                "Without the notice that law lets the contract end: keep gate_remedy = 'lapse'",
+            )
         )
-        for builtin in builtins
-        for required in builtin.notices
-        for problem, hint in _weakenings(rules.get(required.id), required)
-    ]
+    for section, name in _KEPT_TRUE:
+        if getattr(getattr(builtin, section), name) and not getattr(getattr(pack, section), name):
+            found.append((f"it turns {section}.{name} off", f"Keep {section}.{name} = true"))
+    for section, name in _KEPT_AT_LEAST:
+        required, given = (
+            getattr(getattr(builtin, section), name),
+            getattr(getattr(pack, section), name),
+        )
+        if required is not None and (given is None or given < required):
+            found.append(
+                (f"it lowers {section}.{name} to {given!r}", f"Keep {section}.{name} >= {required}")
+            )
+    missing = set(builtin.consent.disclosure_fields) - set(pack.consent.disclosure_fields)
+    if missing:
+        found.append(
+            (
+                f"its disclosure leaves out {', '.join(sorted(missing))}",
+                "Keep every consent.disclosure_fields entry of the built-in pack",
+            )
+        )
+    if builtin.cancellation.login_required is False and pack.cancellation.login_required:
+        found.append(("it requires a login to cancel", "Keep cancellation.login_required = false"))
+    if pack.cancellation.flow != builtin.cancellation.flow or (
+        builtin.cancellation.labels and pack.cancellation.labels != builtin.cancellation.labels
+    ):
+        found.append(
+            (
+                "it changes the cancellation flow or its legally worded labels",
+                f"Keep cancellation.flow = {builtin.cancellation.flow.value!r} and its labels",
+            )
+        )
+    return found
 
 
 def _weakenings(rule: NoticeRule | None, required: NoticeRule) -> list[tuple[str, str]]:
@@ -122,6 +177,22 @@ def _weakenings(rule: NoticeRule | None, required: NoticeRule) -> list[tuple[str
             (
                 "sends on the first channel that works, where the built-in uses every one",
                 'Keep strategy "all"',
+            )
+        )
+    dropped_fields = set(required.required_fields) - set(rule.required_fields)
+    if dropped_fields:
+        found.append(
+            (
+                f"no longer requires the message fields {', '.join(sorted(dropped_fields))}",
+                "Keep every required_fields entry of the built-in rule",
+            )
+        )
+    if required.delivered_when == "delivered" and rule.delivered_when != "delivered":
+        found.append(
+            (
+                "counts a notice as given when a provider accepts it, where the built-in waits "
+                "for a delivery receipt",
+                'Keep delivered_when = "delivered"',
             )
         )
     narrowed = rule.applies_to.narrowed_from(required.applies_to)

@@ -102,28 +102,31 @@ def resume_auto_renewal(
 
 
 def sync_gateway(subscription_id: int) -> bool:
-    """Tell the gateway the subscription's auto-renewal state; ``True`` once it agrees.
+    """Tell the gateway the subscription's auto-renewal state; ``True`` if this call did.
 
-    Runs after commit; on failure the flag stays set, and :func:`sync_pending_gateways`
-    (run by the reconcile task) tries again, so a crash between the two steps is repaired.
+    Runs after commit, holding the subscription's row lock across the gateway call, so two
+    syncs (say, of a resume and the cancel right after it) reach the gateway in order and the
+    last state sent is the current one. On any failure the flag stays set and
+    ``renewals_reconcile`` tries again, so a crash between the two steps is repaired.
     """
-    subscription = Subscription.objects.get(pk=subscription_id)
     try:
-        get_gateway().set_auto_renew(subscription, subscription.auto_renew)
+        with transaction.atomic():
+            subscription = Subscription.objects.select_for_update().get(pk=subscription_id)
+            if not subscription.gateway_sync_pending:
+                return False  # another sync got there first
+            get_gateway().set_auto_renew(subscription, subscription.auto_renew)
+            subscription.gateway_sync_pending = False
+            subscription.save(update_fields=["gateway_sync_pending", "updated_at"])
+            record_event(
+                "gateway_synced",
+                subscription=subscription,
+                data={"gateway": subscription.gateway, "auto_renew": subscription.auto_renew},
+            )
     except Exception:
         # Whatever went wrong, the local change stands and the flag stays set for a retry.
         logger.exception("Gateway sync failed for subscription %s; will retry.", subscription_id)
         return False
-    done = Subscription.objects.filter(
-        pk=subscription_id, auto_renew=subscription.auto_renew, gateway_sync_pending=True
-    ).update(gateway_sync_pending=False)
-    if done:
-        record_event(
-            "gateway_synced",
-            subscription=subscription,
-            data={"gateway": subscription.gateway, "auto_renew": subscription.auto_renew},
-        )
-    return bool(done)
+    return True
 
 
 def sync_pending_gateways() -> int:

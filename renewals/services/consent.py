@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.ipv6 import clean_ipv6_address
 
 from ..conf import renewals_settings
 from ..exceptions import (
@@ -54,6 +56,16 @@ class ConsentEvidence:
             )
         if not self.form_id:
             raise ValueError("ConsentEvidence.form_id must name the form or screen.")
+        if self.ip_address is not None:
+            # Stored as the database will hold it, so the evidence hash matches the row.
+            try:
+                address = ipaddress.ip_address(self.ip_address)
+            except ValueError:
+                raise ValueError(
+                    f"ConsentEvidence.ip_address {self.ip_address!r} is not an IP address."
+                ) from None
+            normalized = clean_ipv6_address(str(address)) if address.version == 6 else str(address)
+            object.__setattr__(self, "ip_address", normalized)
 
 
 def validate_consent(evidence: ConsentEvidence | None, terms: RenewalTerms, policy: str) -> None:
@@ -141,7 +153,7 @@ def subscribe(
     nothing more.
     """
     if request_key:
-        existing = _started_by(request_key, user)
+        existing = _started_by(request_key, user, terms)
         if existing is not None:
             return existing
 
@@ -157,16 +169,18 @@ def subscribe(
     try:
         return _start(user, terms, evidence, policy, time_zone, start, renewal, request_key)
     except IntegrityError:
-        existing = _started_by(request_key, user) if request_key else None
+        existing = _started_by(request_key, user, terms) if request_key else None
         if existing is None:
             raise
         return existing
 
 
-def _started_by(request_key: str, user: Any) -> Subscription | None:
+def _started_by(request_key: str, user: Any, terms: RenewalTerms) -> Subscription | None:
     existing = Subscription.objects.filter(request_key=request_key).first()
     if existing is not None and existing.user_id != user.pk:
         raise ValueError("This checkout key belongs to another user's subscription.")
+    if existing is not None and existing.terms_id != terms.pk:
+        raise ValueError("This checkout key started a subscription to other terms.")
     return existing
 
 

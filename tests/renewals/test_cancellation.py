@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from django.core.management import call_command
+from django.db import connection, connections
 from freezegun import freeze_time
 
 from renewals.exceptions import ConsentMissing, GatewayError, IllegalTransition
@@ -15,6 +17,7 @@ from renewals.services import (
     plan_notices,
     resume_auto_renewal,
     subscribe,
+    sync_gateway,
     sync_pending_gateways,
 )
 
@@ -170,3 +173,47 @@ def test_an_unexpected_gateway_error_does_not_undo_or_break_the_cancellation(
     assert not subscription.auto_renew
     assert subscription.gateway_sync_pending
     assert "Gateway sync failed" in caplog.text
+
+
+class SlowGateway(RecordingGateway):
+    """Blocks its first call until told to go on, like a slow processor."""
+
+    first_call_started = threading.Event()
+    go_on = threading.Event()
+
+    def set_auto_renew(self, subscription, enabled):
+        if not SlowGateway.first_call_started.is_set():
+            SlowGateway.first_call_started.set()
+            SlowGateway.go_on.wait(timeout=10)
+        super().set_auto_renew(subscription, enabled)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_sync_cannot_land_after_a_newer_one(settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes writers; the race needs PostgreSQL.")
+    RecordingGateway.calls, RecordingGateway.failing = [], False
+    SlowGateway.first_call_started.clear()
+    SlowGateway.go_on.clear()
+    settings.RENEWALS = {"GATEWAY": {"BACKEND": f"{__name__}.SlowGateway"}}
+    subscription = make_subscription(auto_renew=True, gateway_sync_pending=True)
+
+    slow = threading.Thread(target=lambda: (sync_gateway(subscription.pk), connections.close_all()))
+    slow.start()  # tells the gateway "on", slowly
+    assert SlowGateway.first_call_started.wait(timeout=10)
+    cancel = threading.Thread(
+        target=lambda: (
+            cancel_auto_renewal(subscription, actor=None, via="system"),
+            connections.close_all(),
+        )
+    )
+    cancel.start()  # waits for the slow sync's row lock, then syncs "off" after commit
+    cancel.join(timeout=1)  # without the lock it would finish here, before the slow call
+    SlowGateway.go_on.set()
+    slow.join()
+    cancel.join()
+
+    assert RecordingGateway.calls == [(subscription.pk, True), (subscription.pk, False)]
+    subscription.refresh_from_db()
+    assert not subscription.auto_renew
+    assert not subscription.gateway_sync_pending

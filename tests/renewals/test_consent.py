@@ -186,3 +186,29 @@ def test_two_concurrent_submissions_of_one_checkout_start_one_subscription():
     results = run_concurrently(submit)
     assert {s.pk for s in results} == {Subscription.objects.get().pk}
     assert Consent.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [("2001:DB8::1", "2001:db8::1"), ("::ffff:1.2.3.4", "::ffff:1.2.3.4"), ("203.0.113.7", None)],
+)
+def test_the_evidence_hash_matches_the_stored_row(given, stored):
+    terms = make_terms()
+    subscription = subscribe(make_user(), terms, make_evidence(terms, ip_address=given))
+    consent = Consent.objects.get(subscription=subscription)  # as read back from the database
+    assert consent.ip_address == (stored or given)
+    event = subscription.audit_events.get(kind="consent_granted")
+    assert event.data["evidence_sha256"] == consent.evidence_hash()
+
+
+def test_an_invalid_ip_address_is_refused_when_built():
+    with pytest.raises(ValueError, match="not an IP address"):
+        make_evidence(make_terms(), ip_address="localhost")
+
+
+def test_a_checkout_key_replayed_with_other_terms_is_refused():
+    user = make_user()
+    first, second = make_terms(), make_terms(amount="99.00")
+    subscribe(user, first, make_evidence(first), request_key="d" * 32)
+    with pytest.raises(ValueError, match="other terms"):
+        subscribe(user, second, make_evidence(second), request_key="d" * 32)

@@ -421,7 +421,8 @@ def reminder_without_cancel_url() -> Iterator[None]:
 
 
 def test_e005_rule_requires_a_field_the_reminder_lacks() -> None:
-    notice = {"id": "renewal-reminder", "required_fields": ["service_name", "new_amount"]}
+    cn_fields = list(builtin_packs()["cn"].notices[0].required_fields)
+    notice = {"id": "renewal-reminder", "required_fields": [*cn_fields, "new_amount"]}
     with renewals(POLICIES={"cn-price": {"extends": "cn", "notices": [notice]}}):
         (message,) = check_policies()
     assert message.id == "renewals.E005"
@@ -505,3 +506,46 @@ def test_e003_a_lapse_remedy_turned_into_defer() -> None:
     assert "from 'lapse' to 'defer'" in messages[0].msg
     with renewals(POLICIES={"cn-lapse": {"extends": "cn", "gate_remedy": "lapse"}}):
         assert check_ids() == []  # defer -> lapse asks more, not less
+
+
+@pytest.mark.parametrize(
+    ("code", "override", "problem"),
+    [
+        ("cn", {"consent": {"never_pre_ticked": False}}, "turns consent.never_pre_ticked off"),
+        ("cn", {"consent": {"not_bundled": False}}, "turns consent.not_bundled off"),
+        ("us-ca", {"retention": {"min_years": 0}}, "lowers retention.min_years to 0"),
+        ("cn", {"cancellation": {"login_required": True}}, "requires a login to cancel"),
+        ("de", {"cancellation": {"flow": "one_click"}}, "changes the cancellation flow"),
+        ("de", {"cancellation": {"labels": {"start": "Kündigen"}}}, "legally worded labels"),
+        (
+            "cn",
+            {"notices": [{"id": "renewal-reminder", "required_fields": ["amount"]}]},
+            "no longer requires the message fields",
+        ),
+        (
+            "cn",
+            {"notices": [{"id": "renewal-reminder", "delivered_when": "accepted"}]},
+            None,  # cn already counts acceptance: nothing weakened
+        ),
+    ],
+)
+def test_e003_pack_level_weakenings(
+    code: str, override: dict[str, Any], problem: str | None
+) -> None:
+    with renewals(POLICIES={f"{code}-x": {"extends": code, **override}}):
+        messages = check_policies()
+    if problem is None:
+        assert messages == []
+    else:
+        assert [m.id for m in messages] == ["renewals.E003"]
+        assert problem in messages[0].msg
+
+
+def test_e003_waiting_for_receipts_may_not_be_dropped() -> None:
+    from renewals.policies.checks import _weakenings
+
+    waits = builtin_packs()["cn"].notices[0].model_copy(update={"delivered_when": "delivered"})
+    accepts = waits.model_copy(update={"delivered_when": "accepted"})
+    ((problem, _hint),) = _weakenings(accepts, waits)
+    assert "waits for a delivery receipt" in problem
+    assert _weakenings(waits, accepts) == []
