@@ -1,4 +1,4 @@
-"""A pytest plugin for projects that send notifications (``-p notifications.testing``).
+"""A pytest plugin for projects that send notifications; installing the package registers it.
 
 Its autouse fixture empties the locmem backends' ``outbox`` and ``next_results`` around every
 test, like Django's test runner does for ``mail.outbox``.

@@ -61,7 +61,8 @@ reminder = MessageTemplate(
         ),
     },
     providers={
-        # Aliyun: ${name} variables; Tencent: numbered {1}, {2} … in this order.
+        # Aliyun: ${name} variables; Tencent: numbered {1}, {2} … in this order. How to
+        # cancel is fixed text of the approved template (providers cap a variable's length).
         "aliyun": ProviderTemplate(
             params={
                 "service": "service_name",
