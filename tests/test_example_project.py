@@ -33,6 +33,7 @@ def test_subscribe_then_switch_auto_renewal_off(client, demo):
     url = reverse("subscribe", args=["monthly"])
     page = client.get(url)
     assert "How to cancel" in page.text
+    assert 'name="request_key"' in page.text
     form = page.context["form"]
 
     unticked = client.post(url, {"terms_hash": form.terms.content_hash})
