@@ -42,14 +42,18 @@ def check_settings(
             errors.append(checks.Error(str(exc), id="notifications.E001"))
     if errors:
         return errors
+    broken = []
     for alias in notifications_settings.BACKENDS:
         try:
             backend = get_backend(alias)
         except ImproperlyConfigured as exc:  # bad dotted path, OPTIONS, missing extra
             errors.append(checks.Error(str(exc), id="notifications.E003"))
+            broken.append(alias)
         else:
             errors += backend.check()
-    for channel in notifications_settings.CHANNELS:
+    for channel, entry in notifications_settings.CHANNELS.items():
+        if set([entry] if isinstance(entry, str) else entry.values()) & set(broken):
+            continue  # its alias is reported above
         try:
             channel_backends(channel)
         except ImproperlyConfigured as exc:
