@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 #: ``validator(display name, value) -> cleaned value``; raises ImproperlyConfigured.
 Validator = Callable[[str, Any], Any]
@@ -51,6 +52,15 @@ def mapping(name: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ImproperlyConfigured(f"{name} must be a dict, got {value!r}.")
     return value
+
+
+def imported(name: str, path: str) -> Any:
+    """The object at the dotted ``path`` that setting ``name`` gives; an error naming the
+    setting if it cannot be imported."""
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"{name} = {path!r} cannot be imported: {exc}") from exc
 
 
 def backend_config(name: str, value: Any, *, what: str) -> Mapping[str, Any]:

@@ -10,8 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.utils.module_loading import import_string
 
+from .app_settings import imported
 from .conf import notifications_settings
 from .exceptions import InvalidRecipient
 from .models import Device
@@ -96,5 +96,7 @@ def resolve_recipient(user: Any) -> Recipient:
 
 def get_resolver() -> Callable[[Any], Recipient]:
     """The callable named by ``NOTIFICATIONS['RECIPIENT_RESOLVER']``."""
-    resolver: Callable[[Any], Recipient] = import_string(notifications_settings.RECIPIENT_RESOLVER)
+    resolver: Callable[[Any], Recipient] = imported(
+        "NOTIFICATIONS['RECIPIENT_RESOLVER']", notifications_settings.RECIPIENT_RESOLVER
+    )
     return resolver

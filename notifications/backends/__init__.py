@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 
+from ..app_settings import imported
 from ..conf import notifications_settings
 from .base import BaseBackend
 
@@ -27,12 +27,7 @@ def get_backend_class(alias: str) -> type[BaseBackend[Any]]:
     """The class configured under ``NOTIFICATIONS['BACKENDS'][alias]['BACKEND']``."""
     config = _config(alias)
     key = f"NOTIFICATIONS['BACKENDS'][{alias!r}]['BACKEND']"
-    try:
-        backend_class = import_string(config["BACKEND"])
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"{key} = {config['BACKEND']!r} cannot be imported: {exc}"
-        ) from exc
+    backend_class = imported(key, config["BACKEND"])
     if not (isinstance(backend_class, type) and issubclass(backend_class, BaseBackend)):
         raise ImproperlyConfigured(f"{key} = {config['BACKEND']!r} is not a BaseBackend subclass.")
     return backend_class

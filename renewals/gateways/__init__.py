@@ -8,7 +8,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django.utils.module_loading import import_string
+
+from notifications.app_settings import imported
 
 from ..conf import renewals_settings
 from .base import BillingGateway
@@ -20,12 +21,7 @@ __all__ = ["BillingGateway", "get_gateway"]
 def get_gateway() -> BillingGateway:
     """The gateway named by ``RENEWALS["GATEWAY"]``, built once per configuration."""
     config = renewals_settings.GATEWAY
-    try:
-        cls = import_string(config["BACKEND"])
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"RENEWALS['GATEWAY']['BACKEND'] = {config['BACKEND']!r} cannot be imported: {exc}"
-        ) from exc
+    cls = imported("RENEWALS['GATEWAY']['BACKEND']", config["BACKEND"])
     gateway = cls(**config.get("OPTIONS", {}))
     if not isinstance(gateway, BillingGateway):
         raise ImproperlyConfigured(

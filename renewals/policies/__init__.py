@@ -15,9 +15,9 @@ from importlib.resources import files
 from typing import Any
 
 from django.core.signals import setting_changed
-from django.utils.module_loading import import_string
 from pydantic import ValidationError
 
+from notifications.app_settings import imported
 from renewals.conf import renewals_settings
 from renewals.exceptions import PolicyError, UnknownPolicy
 
@@ -227,7 +227,9 @@ def resolve_policy(user: object, terms: object) -> str:
     Asks the ``RENEWALS["POLICY_RESOLVER"]`` callable and checks that the pack it names
     exists; raises :class:`UnknownPolicy` if not.
     """
-    resolver: Callable[[object, object], str] = import_string(renewals_settings.POLICY_RESOLVER)
+    resolver: Callable[[object, object], str] = imported(
+        "RENEWALS['POLICY_RESOLVER']", renewals_settings.POLICY_RESOLVER
+    )
     code = resolver(user, terms)
     get_pack(code)
     return code

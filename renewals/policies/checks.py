@@ -9,9 +9,9 @@ from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from pydantic import ValidationError
 
+from notifications.app_settings import imported
 from renewals.conf import renewals_settings
 from renewals.exceptions import PolicyError
 
@@ -271,14 +271,9 @@ def _check_resolver() -> list[CheckMessage]:
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="renewals.E004")]
     try:
-        resolver = import_string(path)
-    except ImportError as exc:
-        return [
-            Error(
-                f"RENEWALS['POLICY_RESOLVER'] {path!r} cannot be imported: {exc}",
-                id="renewals.E004",
-            )
-        ]
+        resolver = imported("RENEWALS['POLICY_RESOLVER']", path)
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="renewals.E004")]
     if not callable(resolver):
         return [Error(f"RENEWALS['POLICY_RESOLVER'] {path!r} is not callable.", id="renewals.E004")]
     return []
