@@ -43,9 +43,7 @@ def cancel_auto_renewal(
         if not subscription.auto_renew:
             return CancellationResult(subscription, False, subscription.next_renewal_at)
         now = timezone.now()
-        subscription.auto_renew = False
-        subscription.gateway_sync_pending = True
-        subscription.save(update_fields=["auto_renew", "gateway_sync_pending", "updated_at"])
+        _switch(subscription, enabled=False)
         revoked = Consent.objects.filter(subscription=subscription, revoked_at__isnull=True).update(
             revoked_at=now,
             revoked_via=via,
@@ -66,10 +64,7 @@ def cancel_auto_renewal(
                 "notices_withdrawn": withdrawn,
             },
         )
-        transaction.on_commit(lambda: sync_gateway(subscription.pk))
-        auto_renewal_changed.send(
-            sender=Subscription, subscription=subscription, enabled=False, actor=actor, via=via
-        )
+        _announce(subscription, actor=actor, via=via)
     return CancellationResult(subscription, True, subscription.next_renewal_at)
 
 
@@ -84,9 +79,7 @@ def resume_auto_renewal(
         if subscription.auto_renew:
             return subscription
         record_consent(subscription, evidence, actor=actor)
-        subscription.auto_renew = True
-        subscription.gateway_sync_pending = True
-        subscription.save(update_fields=["auto_renew", "gateway_sync_pending", "updated_at"])
+        _switch(subscription, enabled=True)
         record_event(
             "auto_renewal_resumed",
             subscription=subscription,
@@ -94,11 +87,27 @@ def resume_auto_renewal(
             data={"next_renewal_at": subscription.next_renewal_at, "by": actor_label(actor)},
         )
         plan_notices(subscription)
-        transaction.on_commit(lambda: sync_gateway(subscription.pk))
-        auto_renewal_changed.send(
-            sender=Subscription, subscription=subscription, enabled=True, actor=actor, via=None
-        )
+        _announce(subscription, actor=actor, via=None)
     return subscription
+
+
+def _switch(subscription: Subscription, *, enabled: bool) -> None:
+    """Save the new auto-renewal state, flagged for the gateway until it confirms."""
+    subscription.auto_renew = enabled
+    subscription.gateway_sync_pending = True
+    subscription.save(update_fields=["auto_renew", "gateway_sync_pending", "updated_at"])
+
+
+def _announce(subscription: Subscription, *, actor: Any, via: RevokedVia | None) -> None:
+    """Tell the gateway once the change is committed, and the project's receivers now."""
+    transaction.on_commit(lambda: sync_gateway(subscription.pk))
+    auto_renewal_changed.send(
+        sender=Subscription,
+        subscription=subscription,
+        enabled=subscription.auto_renew,
+        actor=actor,
+        via=via,
+    )
 
 
 def sync_gateway(subscription_id: int) -> bool:

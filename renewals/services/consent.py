@@ -96,6 +96,11 @@ def record_consent(
         raise IllegalTransition(subscription.status, "consented")
     validate_consent(evidence, subscription.terms, subscription.policy)
     assert evidence is not None
+    return _record(subscription, evidence, actor)
+
+
+def _record(subscription: Subscription, evidence: ConsentEvidence, actor: Any) -> Consent:
+    """Store evidence already validated for this subscription, and its audit event."""
     with transaction.atomic():
         consent = _store(subscription, evidence)
         record_event(
@@ -159,6 +164,7 @@ def subscribe(
 
     policy = policy or resolve_policy(user, terms)
     validate_consent(evidence, terms, policy)
+    assert evidence is not None
     if start is not None and timezone.is_naive(start):
         raise ValueError("subscribe(start=...) must be an aware datetime.")
     # Whole seconds, as processors such as Stripe report period and renewal times.
@@ -187,7 +193,7 @@ def _started_by(request_key: str, user: Any, terms: RenewalTerms) -> Subscriptio
 def _start(
     user: Any,
     terms: RenewalTerms,
-    evidence: ConsentEvidence | None,
+    evidence: ConsentEvidence,
     policy: str,
     time_zone: str,
     start: dt.datetime,
@@ -222,6 +228,6 @@ def _start(
                 "time_zone": subscription.time_zone,
             },
         )
-        record_consent(subscription, evidence, actor=user)
+        _record(subscription, evidence, actor=user)  # validated above
         plan_notices(subscription)
     return subscription

@@ -10,6 +10,7 @@ from django.utils import timezone
 from ..canonical import canonical_json
 from ..models import AuditCheckpoint, RenewalTerms, Subscription
 from ..models.terms import HASHED_FIELDS
+from .audit import chain_of
 
 EVIDENCE_FORMAT = "django-renewals/evidence/1"
 
@@ -30,11 +31,10 @@ def evidence_pack(subscription: Subscription) -> dict[str, Any]:
     Every audit entry carries its hash and the previous one, and the newest checkpoint that
     covers the chain is included, so the chain can be re-verified outside the application.
     """
-    terms_ids = {subscription.terms_id} | set(
-        subscription.consents.values_list("terms_id", flat=True)
-    )
+    consents = list(subscription.consents.order_by("granted_at"))
+    terms_ids = {subscription.terms_id, *(consent.terms_id for consent in consents)}
     events = list(subscription.audit_events.order_by("sequence"))
-    chain = events[0].chain if events else f"subscription:{subscription.pk}"
+    chain = chain_of(subscription)
     checkpoint = (
         AuditCheckpoint.objects.filter(heads__has_key=chain).order_by("-sequence").first()
         if events
@@ -60,23 +60,14 @@ def evidence_pack(subscription: Subscription) -> dict[str, Any]:
         "consents": [
             {
                 "id": c.pk,
-                "terms_hash": c.terms_hash,
-                "policy": c.policy,
-                "granted_at": c.granted_at,
-                "channel": c.channel,
-                "ip_address": c.ip_address,
-                "user_agent": c.user_agent,
-                "locale": c.locale,
-                "form_id": c.form_id,
-                "control_initially_unticked": c.control_initially_unticked,
-                "disclosure_text": c.disclosure_text,
+                **c.evidence_content(),
                 "revoked_at": c.revoked_at,
                 "revoked_via": c.revoked_via,
                 "revoked_by": c.revoked_by_id,
                 "revoke_reason": c.revoke_reason,
                 "evidence_sha256": c.evidence_hash(),
             }
-            for c in subscription.consents.order_by("granted_at")
+            for c in consents
         ],
         "notices": [
             {

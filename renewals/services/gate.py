@@ -9,7 +9,7 @@ from ..models import Consent, RenewalNotice, Subscription
 from ..policies import GateRemedy, get_pack
 from ..signals import renewal_held
 from .audit import record_event
-from .scheduling import renewal_context
+from .scheduling import required_rules
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,7 @@ def _consent_reasons(subscription: Subscription) -> tuple[str, ...]:
 
 
 def _notice_reasons(subscription: Subscription, renewal_time: dt.datetime) -> tuple[str, ...]:
-    pack = get_pack(subscription.policy)
-    if not pack.in_force_on(renewal_time.date()):
-        return ()
-    rules = pack.notices_for(renewal_context(subscription, renewal_time))
+    rules = required_rules(subscription, renewal_time)
     notices = {
         notice.rule_id: notice
         for notice in RenewalNotice.objects.filter(

@@ -30,6 +30,15 @@ def renewal_context(subscription: Subscription, renewal_at: dt.datetime) -> Rene
     )
 
 
+def required_rules(subscription: Subscription, renewal_at: dt.datetime) -> tuple[NoticeRule, ...]:
+    """The notice rules of the subscription's pack that cover the renewal at ``renewal_at``
+    (none while the pack is not in force): what planning plans and the gate checks."""
+    pack = get_pack(subscription.policy)
+    if not pack.in_force_on(renewal_at.date()):
+        return ()
+    return pack.notices_for(renewal_context(subscription, renewal_at))
+
+
 def _at_hour(day: dt.date, hour: int, zone: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour), tzinfo=zone).astimezone(dt.UTC)
 
@@ -92,12 +101,7 @@ def plan_notices(subscription: Subscription) -> list[RenewalNotice]:
         subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
         renewal_at = subscription.next_renewal_at
         will_renew = subscription.is_live and subscription.auto_renew and renewal_at is not None
-        rules: tuple[NoticeRule, ...] = ()
-        if will_renew:
-            assert renewal_at is not None
-            pack = get_pack(subscription.policy)
-            if pack.in_force_on(renewal_at.date()):
-                rules = pack.notices_for(renewal_context(subscription, renewal_at))
+        rules = required_rules(subscription, renewal_at) if renewal_at and will_renew else ()
         rule_ids = {rule.id for rule in rules}
         withdrawn = withdraw_notices(
             subscription,
