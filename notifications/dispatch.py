@@ -36,7 +36,7 @@ from .messages import Message, PushMessage, SendResult, SMSMessage
 from .models import Delivery, Device
 from .phone import mask, mask_numbers, mask_token, normalize
 from .recipients import Recipient, get_resolver
-from .status import record_status
+from .status import clean_error, record_status
 
 logger = logging.getLogger(__name__)
 
@@ -418,8 +418,9 @@ def _record(delivery: Delivery, outcome: SendResult) -> None:
     """Save ``outcome`` on ``delivery``, whose row this transaction has locked, in one UPDATE."""
     delivery.attempts += 1
     delivery.provider_message_id = outcome.provider_message_id
-    delivery.error_code = outcome.error_code[:100]
-    delivery.error_message = mask_numbers(outcome.error_message)
+    delivery.error_code, delivery.error_message = clean_error(
+        outcome.error_code, outcome.error_message
+    )
     fields = ["attempts", "provider_message_id", "error_code", "error_message"]
     if outcome.ok:
         record_status(delivery, Status.SENT, update_fields=fields, locked=True)

@@ -37,6 +37,11 @@ _ORDER = {Status.QUEUED: 0, Status.SENT: 1, Status.EXPIRED: 2}
 UNMATCHED_RECEIPT_RETENTION = dt.timedelta(days=7)
 
 
+def clean_error(code: str, message: str) -> tuple[str, str]:
+    """A provider's error as stored: the code cut to its column, numbers masked in the text."""
+    return code[:100], mask_numbers(message)
+
+
 def record_status(
     delivery: Delivery,
     status: str,
@@ -73,8 +78,7 @@ def record_status(
         setattr(delivery, TIME_FIELDS[status], at or timezone.now())
         fields = [*update_fields, "status", TIME_FIELDS[status]]
         if error_code or error_message or old_status == Status.EXPIRED:
-            delivery.error_code = error_code[:100]
-            delivery.error_message = mask_numbers(error_message)
+            delivery.error_code, delivery.error_message = clean_error(error_code, error_message)
             fields += ["error_code", "error_message"]
         delivery.save(update_fields=fields)
     _announce(delivery, old_status, status)
@@ -118,13 +122,14 @@ def apply_receipt(*, backend_alias: str, receipt: Receipt) -> Delivery | None:
             receipt.provider_message_id,
             backend_alias,
         )
+        error_code, error_message = clean_error(receipt.error_code, receipt.error_message)
         UnmatchedReceipt.objects.create(
             backend_alias=backend_alias,
             provider_message_id=receipt.provider_message_id,
             status=receipt.status,
             at=receipt.at,
-            error_code=receipt.error_code[:100],
-            error_message=mask_numbers(receipt.error_message),
+            error_code=error_code,
+            error_message=error_message,
             received_at=timezone.now(),
         )
         return None

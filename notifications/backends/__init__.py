@@ -23,19 +23,24 @@ def _config(alias: str) -> Mapping[str, Any]:
     return backends[alias]
 
 
-def get_backend_class(alias: str) -> type[BaseBackend[Any]]:
-    """The class configured under ``NOTIFICATIONS['BACKENDS'][alias]['BACKEND']``."""
+def _load(alias: str) -> tuple[type[BaseBackend[Any]], Mapping[str, Any]]:
     config = _config(alias)
     key = f"NOTIFICATIONS['BACKENDS'][{alias!r}]['BACKEND']"
     backend_class = imported(key, config["BACKEND"])
     if not (isinstance(backend_class, type) and issubclass(backend_class, BaseBackend)):
         raise ImproperlyConfigured(f"{key} = {config['BACKEND']!r} is not a BaseBackend subclass.")
-    return backend_class
+    return backend_class, config
+
+
+def get_backend_class(alias: str) -> type[BaseBackend[Any]]:
+    """The class configured under ``NOTIFICATIONS['BACKENDS'][alias]['BACKEND']``."""
+    return _load(alias)[0]
 
 
 def get_backend(alias: str) -> BaseBackend[Any]:
     """A new instance of the backend configured under ``NOTIFICATIONS['BACKENDS'][alias]``."""
-    return get_backend_class(alias)(alias, **_config(alias).get("OPTIONS", {}))
+    backend_class, config = _load(alias)
+    return backend_class(alias, **config.get("OPTIONS", {}))
 
 
 def channel_backends(channel: str) -> dict[str, BaseBackend[Any]]:

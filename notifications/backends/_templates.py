@@ -9,7 +9,9 @@ from django.core.checks import CheckMessage
 from django.core.checks import Warning as CheckWarning
 from django.core.exceptions import ImproperlyConfigured
 
+from ..exceptions import MessageError
 from ..message_templates import registered
+from ..messages import SMSMessage
 
 
 class ApprovedTemplates:
@@ -32,6 +34,17 @@ class ApprovedTemplates:
                 f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS']['template_codes'] must map "
                 "template keys to the provider's template codes (non-empty strings)."
             )
+
+    def approved(self, message: SMSMessage) -> tuple[str, str]:
+        """The message's template code and signature; :class:`MessageError` if either is
+        missing (these providers send nothing else)."""
+        sign_name = message.sign_name or self.options.get("sign_name")
+        if not message.template_code or not sign_name:
+            raise MessageError(
+                f"{self.provider.capitalize()} sends approved templates only: set OPTIONS "
+                "template_codes and sign_name."
+            )
+        return message.template_code, sign_name
 
     def template_code_for(self, template_key: str) -> str | None:
         code: str | None = self.options.get("template_codes", {}).get(template_key)

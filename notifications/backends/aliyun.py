@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from django.utils import timezone
 
-from ..exceptions import InvalidRecipient, MessageError
+from ..exceptions import InvalidRecipient
 from ..messages import Receipt, SendResult, SMSMessage
 from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, accepted, is_transient, json_body
 from ._receipts import TokenJSONReceipts, parse_china_time
@@ -91,11 +91,7 @@ class AliyunSMSBackend(ApprovedTemplates, TokenJSONReceipts, HTTPBackend[SMSMess
 
     def send_one(self, message: SMSMessage) -> SendResult:
         o = self.options
-        sign_name = message.sign_name or o.get("sign_name")
-        if not message.template_code or not sign_name:
-            raise MessageError(
-                "Aliyun sends approved templates only: set OPTIONS template_codes and sign_name."
-            )
+        template_code, sign_name = self.approved(message)
         params = {
             "AccessKeyId": o["access_key_id"],
             "Action": "SendSms",
@@ -108,7 +104,7 @@ class AliyunSMSBackend(ApprovedTemplates, TokenJSONReceipts, HTTPBackend[SMSMess
             "Version": API_VERSION,
             "PhoneNumbers": aliyun_number(message.to),
             "SignName": sign_name,
-            "TemplateCode": message.template_code,
+            "TemplateCode": template_code,
         }
         if message.template_params:
             params["TemplateParam"] = json.dumps(

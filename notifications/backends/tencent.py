@@ -11,7 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from ..exceptions import BackendError, MessageError
+from ..exceptions import BackendError
 from ..messages import Receipt, SendResult, SMSMessage
 from ._http import (
     HTTP_OPTIONS,
@@ -134,17 +134,13 @@ class TencentSMSBackend(ApprovedTemplates, TokenJSONReceipts, HTTPBackend[SMSMes
     def send_batch(self, batch: Sequence[SMSMessage]) -> list[SendResult]:
         o = self.options
         first = batch[0]
-        sign_name = first.sign_name or o.get("sign_name")
-        if not first.template_code or not sign_name:
-            raise MessageError(
-                "Tencent sends approved templates only: set OPTIONS template_codes and sign_name."
-            )
+        template_code, sign_name = self.approved(first)
         payload = json.dumps(
             {
                 "PhoneNumberSet": [m.to for m in batch],
                 "SmsSdkAppId": o["sdk_app_id"],
                 "SignName": sign_name,
-                "TemplateId": first.template_code,
+                "TemplateId": template_code,
                 "TemplateParamSet": template_param_list(first.template_params),
             },
             ensure_ascii=False,

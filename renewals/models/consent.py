@@ -106,6 +106,3 @@ class Consent(models.Model):
     def evidence_hash(self) -> str:
         return sha256_of(self.evidence_content())
 
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
