@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ..canonical import sha256_of
+from .base import InsertOnly
 
 GENESIS = "0" * 64
 
 
-class AuditEvent(models.Model):
+class AuditEvent(InsertOnly):
+    """One step of one subscription's history, committing to the step before it."""
+
+    immutable_message = _("Audit events are append-only.")
+    hash_field = "hash"
+
     chain = models.CharField(_("chain"), max_length=64)
     sequence = models.PositiveBigIntegerField(_("sequence in chain"))
     kind = models.CharField(_("event"), max_length=64)
@@ -50,12 +54,6 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.chain}#{self.sequence} {self.kind}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValidationError(_("Audit events are append-only."))
-        self.hash = self.compute_hash()
-        super().save(*args, **kwargs)
-
     def content(self) -> dict[str, Any]:
         return {
             "chain": self.chain,
@@ -68,12 +66,12 @@ class AuditEvent(models.Model):
             "prev_hash": self.prev_hash,
         }
 
-    def compute_hash(self) -> str:
-        return sha256_of(self.content())
 
-
-class AuditCheckpoint(models.Model):
+class AuditCheckpoint(InsertOnly):
     """A signed-off picture of every chain's head; checkpoints form a chain of their own."""
+
+    immutable_message = _("Audit checkpoints are append-only.")
+    hash_field = "hash"
 
     sequence = models.PositiveBigIntegerField(_("sequence"), unique=True)
     created_at = models.DateTimeField(_("created"))
@@ -89,12 +87,6 @@ class AuditCheckpoint(models.Model):
     def __str__(self) -> str:
         return f"checkpoint #{self.sequence} ({len(self.heads)} chains)"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValidationError(_("Audit checkpoints are append-only."))
-        self.hash = self.compute_hash()
-        super().save(*args, **kwargs)
-
     def content(self) -> dict[str, Any]:
         return {
             "sequence": self.sequence,
@@ -102,6 +94,3 @@ class AuditCheckpoint(models.Model):
             "heads": self.heads,
             "prev_hash": self.prev_hash,
         }
-
-    def compute_hash(self) -> str:
-        return sha256_of(self.content())

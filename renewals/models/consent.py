@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from ..canonical import sha256_of
+from .base import InsertOnly
 
 
 class ConsentChannel(models.TextChoices):
@@ -30,7 +30,7 @@ class RevokedVia(models.TextChoices):
     SYSTEM = "system", _("system")
 
 
-class Consent(models.Model):
+class Consent(InsertOnly):
     """The user agreed to auto-renewal on these terms, and how we know.
 
     Rows are never updated except once, to record revocation (switching auto-renewal off),
@@ -70,6 +70,8 @@ class Consent(models.Model):
     )
     revoke_reason = models.TextField(_("reason given"), blank=True)
 
+    immutable_message = _("Consent records are insert-only.")
+
     class Meta:
         verbose_name = _("consent")
         verbose_name_plural = _("consents")
@@ -79,11 +81,6 @@ class Consent(models.Model):
     def __str__(self) -> str:
         state = "revoked" if self.revoked_at else "active"
         return f"Consent #{self.pk} to {self.terms_hash[:12]}… ({state})"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValidationError(_("Consent records are insert-only."))
-        super().save(*args, **kwargs)
 
     def evidence_content(self) -> dict[str, Any]:
         """The evidence of this consent, as the audit chain's ``evidence_sha256`` covers it."""
@@ -105,4 +102,3 @@ class Consent(models.Model):
 
     def evidence_hash(self) -> str:
         return sha256_of(self.evidence_content())
-

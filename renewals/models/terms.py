@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils.translation import gettext_lazy as _
 
-from ..canonical import sha256_of
+from .base import InsertOnly
 
 
 class Interval(models.TextChoices):
@@ -81,7 +81,7 @@ class RenewalTermsManager(models.Manager["RenewalTerms"]):
         return terms
 
 
-class RenewalTerms(models.Model):
+class RenewalTerms(InsertOnly):
     """An immutable snapshot of an offer: price, interval, trial, renewal wording, how to cancel.
 
     Create with ``RenewalTerms.objects.snapshot(...)``; a saved row is never updated.
@@ -106,6 +106,9 @@ class RenewalTerms(models.Model):
 
     objects = RenewalTermsManager()
 
+    immutable_message = _("Renewal terms are immutable; snapshot new terms instead.")
+    hash_field = "content_hash"
+
     class Meta:
         verbose_name = _("renewal terms")
         verbose_name_plural = _("renewal terms")
@@ -121,12 +124,6 @@ class RenewalTerms(models.Model):
     def __str__(self) -> str:
         return f"{self.service_name}: {self.amount_display} / {self.interval_display}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValidationError(_("Renewal terms are immutable; snapshot new terms instead."))
-        self.content_hash = self.compute_hash()
-        super().save(*args, **kwargs)
-
     def content(self) -> dict[str, Any]:
         """The hashed content: every field the user is shown, nothing else."""
         amount = self.amount if isinstance(self.amount, Decimal) else Decimal(str(self.amount))
@@ -134,9 +131,6 @@ class RenewalTerms(models.Model):
             **{name: getattr(self, name) for name in HASHED_FIELDS},
             "amount": format(amount.normalize(), "f"),
         }
-
-    def compute_hash(self) -> str:
-        return sha256_of(self.content())
 
     @property
     def amount_display(self) -> str:
