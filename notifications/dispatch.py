@@ -88,6 +88,10 @@ class _Target:
     backend: BaseBackend[Any]
     device: Device | None = None
 
+    def key(self, dispatch_key: str) -> str:
+        """This target's delivery key: ``k:sms``, ``k:push:<device pk>``."""
+        return f"{dispatch_key}:{self.suffix}"
+
 
 def send(
     recipient: Any,
@@ -183,9 +187,7 @@ def _nothing_left(
         return True
     recorded = {delivery.idempotency_key for delivery in result.deliveries}
     every_target = all(
-        f"{idempotency_key}:{target.suffix}" in recorded
-        for _, targets in plan
-        for target in targets
+        target.key(idempotency_key) in recorded for _, targets in plan for target in targets
     )
     return every_target and not result.pending
 
@@ -324,7 +326,7 @@ def _create(fields: dict[str, Any], target: _Target) -> Delivery:
         **fields,
         recipient=target.recipient,
         device=target.device,
-        idempotency_key=f"{fields['dispatch_key']}:{target.suffix}",
+        idempotency_key=target.key(fields["dispatch_key"]),
     )
 
 
@@ -346,7 +348,7 @@ def _claim(fields: dict[str, Any], target: _Target) -> tuple[Delivery, bool]:
             return _create(fields, target), True
     except IntegrityError:
         pass
-    key = f"{fields['dispatch_key']}:{target.suffix}"
+    key = target.key(fields["dispatch_key"])
     queued = (
         Delivery.objects.select_for_update(skip_locked=True)
         .filter(idempotency_key=key, status=Status.QUEUED)
