@@ -167,10 +167,16 @@ def builtin_ancestors(code: str) -> list[RulePack]:
 def build_settings_pack(code: str) -> RulePack:
     """The settings pack ``code``, validated.
 
-    Raises pydantic's ``ValidationError`` for invalid fields, :class:`PolicyError` for an entry
-    that is not a dict, a bad ``extends``, or a ``code`` that differs from its key.
+    Raises :class:`PolicyError` naming the invalid fields (from pydantic's
+    ``ValidationError``, kept as its cause), for an entry that is not a dict, a bad
+    ``extends``, or a ``code`` that differs from its key.
     """
-    pack = RulePack.model_validate(_settings_pack_data(code))
+    try:
+        pack = RulePack.model_validate(_settings_pack_data(code))
+    except ValidationError as exc:
+        raise PolicyError(
+            f"RENEWALS['POLICIES'][{code!r}] is not a valid rule pack: {describe_errors(exc)}"
+        ) from exc
     if pack.code != code:
         raise PolicyError(
             f"RENEWALS['POLICIES'][{code!r}] has code {pack.code!r}; leave it out or make it match."
@@ -190,12 +196,7 @@ def describe_errors(exc: ValidationError) -> str:
 def _packs() -> dict[str, RulePack]:
     packs = dict(builtin_packs())
     for code in renewals_settings.POLICIES:
-        try:
-            packs[code] = build_settings_pack(code)
-        except ValidationError as exc:
-            raise PolicyError(
-                f"RENEWALS['POLICIES'][{code!r}] is not a valid rule pack: {describe_errors(exc)}"
-            ) from exc
+        packs[code] = build_settings_pack(code)
     return packs
 
 

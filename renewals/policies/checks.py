@@ -15,7 +15,7 @@ from notifications.app_settings import imported
 from renewals.conf import renewals_settings
 from renewals.exceptions import PolicyError
 
-from . import build_settings_pack, builtin_ancestors, builtin_packs, describe_errors
+from . import build_settings_pack, builtin_ancestors, builtin_packs
 from .models import GateRemedy, NoticeRule, RulePack
 
 
@@ -38,17 +38,12 @@ def check_policies(
         packs[code] = None  # known, even when invalid: E001 says why
         try:
             pack = build_settings_pack(code)
-        except ValidationError as exc:
-            messages.append(
-                Error(
-                    f"RENEWALS['POLICIES'][{code!r}] is not a valid rule pack: "
-                    f"{describe_errors(exc)}",
-                    hint="Fix the named fields; see the rule-packs page of the documentation.",
-                    id="renewals.E001",
-                )
-            )
         except PolicyError as exc:
-            messages.append(Error(str(exc), id="renewals.E001"))
+            invalid_fields = isinstance(exc.__cause__, ValidationError)
+            hint = "Fix the named fields; see the rule-packs page of the documentation."
+            messages.append(
+                Error(str(exc), hint=hint if invalid_fields else None, id="renewals.E001")
+            )
         else:
             packs[code] = pack
             messages += _weakened(pack, builtin_ancestors(code))
