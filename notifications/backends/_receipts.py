@@ -88,6 +88,25 @@ class TokenJSONReceipts(ReceiptsMixin):
         """One report of the array (``KeyError``/``ValueError`` when malformed)."""
         raise NotImplementedError
 
+    @staticmethod
+    def report(
+        item: Mapping[str, Any],
+        success: bool,
+        *,
+        id_key: str,
+        time_key: str,
+        code_key: str,
+        message_key: str,
+    ) -> Receipt:
+        """The receipt of one report, read from the provider's own key names."""
+        return Receipt(
+            provider_message_id=str(item[id_key]),
+            status="delivered" if success else "undelivered",
+            at=parse_china_time(item.get(time_key)),
+            error_code="" if success else str(item.get(code_key) or ""),
+            error_message="" if success else str(item.get(message_key) or ""),
+        )
+
     def check(self) -> list[CheckMessage]:
         if self.options.get("receipt_token"):
             return []

@@ -16,7 +16,7 @@ from django.utils import timezone
 from ..exceptions import InvalidRecipient
 from ..messages import Receipt, SendResult, SMSMessage
 from ._http import HTTP_OPTIONS, ErrorTable, HTTPBackend, accepted, is_transient, json_body
-from ._receipts import TokenJSONReceipts, parse_china_time
+from ._receipts import TokenJSONReceipts
 from ._templates import ApprovedTemplates
 from .base import SMSBackend
 
@@ -125,10 +125,11 @@ class AliyunSMSBackend(ApprovedTemplates, TokenJSONReceipts, HTTPBackend[SMSMess
         success = item["success"]
         if not isinstance(success, bool):
             raise ValueError("'success' is not a boolean")
-        return Receipt(
-            provider_message_id=str(item["biz_id"]),
-            status="delivered" if success else "undelivered",
-            at=parse_china_time(item.get("report_time")),
-            error_code="" if success else str(item.get("err_code") or ""),
-            error_message="" if success else str(item.get("err_msg") or ""),
+        return self.report(
+            item,
+            success,
+            id_key="biz_id",
+            time_key="report_time",
+            code_key="err_code",
+            message_key="err_msg",
         )

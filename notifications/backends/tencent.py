@@ -23,7 +23,7 @@ from ._http import (
     json_object,
     malformed_reply,
 )
-from ._receipts import TokenJSONReceipts, parse_china_time
+from ._receipts import TokenJSONReceipts
 from ._templates import ApprovedTemplates
 from .base import SMSBackend
 
@@ -191,11 +191,11 @@ class TencentSMSBackend(ApprovedTemplates, TokenJSONReceipts, HTTPBackend[SMSMes
         report = item["report_status"]
         if report not in ("SUCCESS", "FAIL"):
             raise ValueError(f"unknown report_status {report!r}")
-        success = report == "SUCCESS"
-        return Receipt(
-            provider_message_id=str(item["sid"]),
-            status="delivered" if success else "undelivered",
-            at=parse_china_time(item.get("user_receive_time")),
-            error_code="" if success else str(item.get("errmsg") or ""),
-            error_message="" if success else str(item.get("description") or ""),
+        return self.report(
+            item,
+            report == "SUCCESS",
+            id_key="sid",
+            time_key="user_receive_time",
+            code_key="errmsg",
+            message_key="description",
         )
