@@ -57,5 +57,9 @@ TEMPLATES = [
 
 Q_CLUSTER = {"name": "example", "orm": "default", "workers": 1, "timeout": 60, "retry": 120}
 
-RENEWALS = {"DEFAULT_POLICY": "cn"}
+RENEWALS = {
+    "DEFAULT_POLICY": "cn",
+    "BASE_URL": "http://127.0.0.1:8000",
+    "MANAGE_URL": "subscriptions",
+}
 NOTIFICATIONS: dict = {}

@@ -46,12 +46,13 @@ Strategy = Literal["all", "first_success"]
 
 @dataclass(frozen=True)
 class Notification:
-    """What to say: a registered template's key, its fields, and an optional locale that
-    overrides the recipient's."""
+    """What to say: a registered template's key, its fields, an optional locale that
+    overrides the recipient's, and an optional link a tap on the push opens."""
 
     template_key: str
     context: Mapping[str, Any]
     locale: str | None = None
+    url: str | None = None
 
 
 @dataclass
@@ -132,7 +133,8 @@ def send(
         deliveries=list(Delivery.objects.filter(dispatch_key=idempotency_key).order_by("pk"))
     )
     plan = [
-        (channel, _targets(channel, recipient, rendered, result.skipped)) for channel in channels
+        (channel, _targets(channel, recipient, rendered, message.url, result.skipped))
+        for channel in channels
     ]
     first_call = not result.deliveries
     if not first_call and _nothing_left(result, plan, idempotency_key, strategy):
@@ -231,7 +233,11 @@ def _rate_limited_until(
 
 
 def _targets(
-    channel: str, recipient: Recipient, rendered: Rendered, skipped: dict[str, str]
+    channel: str,
+    recipient: Recipient,
+    rendered: Rendered,
+    url: str | None,
+    skipped: dict[str, str],
 ) -> list[_Target]:
     """The messages of ``channel`` with the backend of each; notes in ``skipped`` what
     cannot be sent."""
@@ -259,6 +265,7 @@ def _targets(
             title=text.push_title,
             body=text.push_body,
             platform=device.platform,
+            url=url,
         )
         targets.append(
             _Target(f"push:{device.pk}", mask_token(device.token), push, backend, device)

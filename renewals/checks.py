@@ -14,7 +14,9 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import DEFAULTS, renewals_settings
+from .exceptions import PolicyError
 from .gateways import get_gateway
+from .policies import PackStatus, available_packs
 from .policies.checks import check_policies
 
 register(check_policies)
@@ -44,6 +46,37 @@ def check_settings(
         for key in renewals_settings.unknown_keys()
     ]
     return messages
+
+
+@register()
+def check_base_url(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """Reminders carry absolute links, so a pack that plans notices needs ``BASE_URL``."""
+    try:
+        if renewals_settings.BASE_URL is not None:
+            return []
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    try:
+        packs = available_packs()
+    except PolicyError:
+        return []  # reported by check_policies
+    with_notices = sorted(
+        code for code, pack in packs.items() if pack.notices and pack.status is PackStatus.IN_FORCE
+    )
+    if not with_notices:
+        return []
+    return [
+        Error(
+            "RENEWALS['BASE_URL'] is not set, but the rule packs "
+            f"{', '.join(with_notices)} send notices, whose links must be absolute.",
+            hint="Set RENEWALS['BASE_URL'] to the site's address, e.g. 'https://example.com'.",
+            id="renewals.E012",
+        )
+    ]
 
 
 @register()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from notifications.app_settings import (
     backend_config,
     mapping,
     non_negative_int,
+    positive_int,
     string,
 )
 
@@ -43,6 +45,18 @@ def _time_zone(name: str, value: Any) -> str | None:
     return str(value)
 
 
+def _base_url(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(string(name, value))
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ImproperlyConfigured(
+            f"{name} must be an absolute http(s) address such as 'https://example.com', "
+            f"got {value!r}."
+        )
+    return str(value).rstrip("/")
+
+
 def _gateway(name: str, value: Any) -> Mapping[str, Any]:
     return backend_config(name, value, what="a billing gateway class")
 
@@ -63,6 +77,17 @@ DEFAULTS: dict[str, tuple[Any, Validator]] = {
     "RETRY_MARGIN_HOURS": (24, non_negative_int),
     # Time zone for subscriptions whose user's zone is unknown; defaults to settings.TIME_ZONE.
     "DEFAULT_TIME_ZONE": (None, _time_zone),
+    # The site's absolute address ("https://example.com"): links in messages start with it.
+    "BASE_URL": (None, _base_url),
+    # Where a user manages their subscriptions: a URL name or path, as for LOGIN_URL.
+    "MANAGE_URL": ("/", string),
+    # How many due notices one sweep claims per batch, and how long a claim holds.
+    "SWEEP_BATCH_SIZE": (500, positive_int),
+    "LEASE_SECONDS": (300, positive_int),
+    # The first retry of a notice that could not be sent waits this long; each next one twice.
+    "RETRY_BACKOFF_SECONDS": (300, positive_int),
+    # A notice not given this many hours before its window closes tries the fallback channels.
+    "FALLBACK_HOURS": (6, non_negative_int),
 }
 
 

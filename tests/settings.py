@@ -58,7 +58,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 Q_CLUSTER = {"name": "tests", "orm": "default", "sync": True, "timeout": 60, "retry": 120}
 
-RENEWALS: dict = {}
+RENEWALS: dict = {"BASE_URL": "https://shop.example"}
 NOTIFICATIONS: dict = {
     "BACKENDS": {
         "sms": {"BACKEND": "notifications.backends.locmem.SMSBackend"},

@@ -46,10 +46,22 @@ class RenewalNotice(models.Model):
     status = models.CharField(
         _("status"), max_length=16, choices=NoticeStatus.choices, default=NoticeStatus.PLANNED
     )
+    fallback_channels = models.JSONField(
+        _("fallback channels"),
+        default=list,
+        blank=True,
+        help_text=_("Tried when the window nears its close and the notice is not yet given."),
+    )
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     lease_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    #: How many times the notice was sent afresh after a receipt took its evidence back.
+    resends = models.PositiveIntegerField(_("resends"), default=0)
+    fallback_at = models.DateTimeField(_("fallback tried"), null=True, blank=True)
+    #: channel -> why the user could not be reached on it ("no phone number" ...).
+    skipped = models.JSONField(_("channels skipped"), default=dict, blank=True)
     sent_at = models.DateTimeField(_("accepted"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+    missed_at = models.DateTimeField(_("missed"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
     created_at = models.DateTimeField(_("planned at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -68,7 +80,15 @@ class RenewalNotice(models.Model):
                 name="renewals_notice_window_ordered",
             ),
         ]
-        indexes = [models.Index(fields=["status", "send_at"])]
+        indexes = [
+            models.Index(fields=["status", "send_at"]),
+            # The sweep's claim: only notices still to go out, in send order.
+            models.Index(
+                fields=["send_at"],
+                condition=models.Q(status__in=["planned", "sending"]),
+                name="renewals_notice_due",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.rule_id} before {self.renewal_at:%Y-%m-%d %H:%M} UTC ({self.status})"

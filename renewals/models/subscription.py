@@ -84,6 +84,12 @@ class Subscription(models.Model):
     current_period_start = models.DateTimeField(_("current term started"), null=True, blank=True)
     next_renewal_at = models.DateTimeField(_("next renewal"), null=True, blank=True)
     trial_ends_at = models.DateTimeField(_("trial ends"), null=True, blank=True)
+    held_renewal_at = models.DateTimeField(
+        _("held renewal"),
+        null=True,
+        blank=True,
+        help_text=_("The renewal the gate held at the gateway, released once it is lawful."),
+    )
     time_zone = models.CharField(
         _("time zone"), max_length=64, validators=[validate_time_zone], default="UTC"
     )

@@ -152,6 +152,11 @@ class NoticeRule(Frozen):
     latest_days_before: int = Field(ge=0, description="The window closes this long before.")
     channels: tuple[Channel, ...] = Field(min_length=1)
     strategy: Literal["all", "first_success"] = "all"
+    fallback_channels: tuple[Channel, ...] = Field(
+        default=(),
+        description="Tried when the window nears its close and the notice is not yet given; "
+        "evidence on one of them gives the notice.",
+    )
     delivered_when: Literal["accepted", "delivered"] = "accepted"
     required_fields: tuple[MessageField, ...] = ()
 

@@ -153,6 +153,7 @@ def _plan_one(subscription: Subscription, rule: NoticeRule) -> tuple[RenewalNoti
         "time_zone": subscription.time_zone,
         "channels": [str(channel) for channel in rule.channels],
         "strategy": rule.strategy,
+        "fallback_channels": [str(channel) for channel in rule.fallback_channels],
         "delivered_when": rule.delivered_when,
         "status": NoticeStatus.MISSED if now > closes else NoticeStatus.PLANNED,
         "attempts": 0,

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -12,6 +14,7 @@ from pydantic import BaseModel
 from notifications.backends import locmem
 from notifications.message_templates import LocalizedText, MessageTemplate, ProviderTemplate
 from notifications.recipients import Recipient
+from notifications.signals import delivery_updated
 
 PHONE = "+8613812345678"
 
@@ -59,3 +62,16 @@ def phone_recipient(phone: str = PHONE, zone: str = "Asia/Shanghai") -> Recipien
 def configure(**values: object) -> override_settings:
     """``override_settings`` that changes some NOTIFICATIONS keys and keeps the others."""
     return override_settings(NOTIFICATIONS={**settings.NOTIFICATIONS, **values})
+
+
+@contextmanager
+def no_receivers() -> Iterator[None]:
+    """No ``delivery_updated`` receiver connected (as in a project without renewals)."""
+    receivers = delivery_updated.receivers
+    delivery_updated.receivers = []
+    delivery_updated.sender_receivers_cache.clear()
+    try:
+        yield
+    finally:
+        delivery_updated.receivers = receivers
+        delivery_updated.sender_receivers_cache.clear()
