@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 #: ``validator(display name, value) -> cleaned value``; raises ImproperlyConfigured.
@@ -78,17 +79,34 @@ def backend_config(name: str, value: Any, *, what: str) -> Mapping[str, Any]:
 
 
 class AppSettings:
-    """Attribute access to ``settings.<setting>`` with defaults and validation."""
+    """Attribute access to ``settings.<setting>`` with defaults and validation.
+
+    Validated values are cached until ``setting_changed`` names the setting (as
+    ``override_settings`` and pytest-django's ``settings`` fixture do).
+    """
 
     def __init__(self, setting: str, defaults: Mapping[str, tuple[Any, Validator]]) -> None:
         self._setting = setting
         self._defaults = defaults
+        self._cache: dict[str, Any] = {}
+        setting_changed.connect(self._forget, weak=False)
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_") or key not in self._defaults:
             raise AttributeError(f"Unknown {self._setting} setting {key!r}.")
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
         default, validate = self._defaults[key]
-        return validate(item(self._setting, key), self.configured().get(key, default))
+        value = self._cache[key] = validate(
+            item(self._setting, key), self.configured().get(key, default)
+        )
+        return value
+
+    def _forget(self, *, setting: str, **kwargs: Any) -> None:
+        if setting == self._setting:
+            self._cache.clear()
 
     def configured(self) -> Mapping[str, Any]:
         """The project's dict as it is now (empty when not set)."""

@@ -9,6 +9,10 @@ message a provider accepted, so :func:`send` refuses to run inside one. A retrya
 leaves the delivery ``queued``: calling :func:`send` again with the same key retries exactly
 those, which is why the key makes retrying safe. A crash after a provider accepted a message
 but before the commit leaves no row, so the next call sends it again: at least once.
+
+:func:`send_many` does the same for many calls at once (the renewals sweep uses it): their
+deliveries are inserted together, handed to each backend in chunks, and recorded with one
+UPDATE per backend, in one durable transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import datetime as dt
 import logging
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -30,13 +35,13 @@ from django.utils import timezone
 from .backends import channel_backends
 from .backends.base import BaseBackend, SMSBackend
 from .conf import CHANNEL_NAMES, notifications_settings
-from .exceptions import BackendError
+from .exceptions import BackendError, InvalidRecipient, MessageError, NotificationsError
 from .message_templates import MessageTemplate, Rendered, check_sms_length, get_template
 from .messages import Message, PushMessage, SendResult, SMSMessage
 from .models import Delivery, Device
 from .phone import mask, mask_numbers, mask_token, normalize
 from .recipients import Recipient, get_resolver
-from .status import clean_error, record_status
+from .status import clean_error, record_statuses
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +87,27 @@ class DispatchResult:
 
 
 @dataclass(frozen=True)
+class Request:
+    """The arguments of one :func:`send` call, for :func:`send_many`."""
+
+    recipient: Any
+    message: Notification
+    channels: Sequence[str]
+    idempotency_key: str
+    strategy: Strategy = "all"
+    reference: str = ""
+
+
+@dataclass(frozen=True)
 class _Target:
+    """One message to send: to one channel's address or one device, by one backend."""
+
     suffix: str
     recipient: str  # masked
     message: Message
     backend: BaseBackend[Any]
+    template: MessageTemplate
+    fields: Mapping[str, str]  # the rendered template's fields, for provider parameters
     device: Device | None = None
 
     def key(self, dispatch_key: str) -> str:
@@ -113,67 +134,213 @@ def send(
     anything is stored. Raises :class:`~django.db.transaction.TransactionManagementError` inside a
     transaction: call it from a task or ``transaction.on_commit()``.
     """
-    unknown = set(channels) - set(CHANNEL_NAMES)
-    if not channels or unknown:
-        raise ValueError(f"channels must be some of {CHANNEL_NAMES}, got {channels!r}.")
-    if strategy not in ("all", "first_success"):
-        raise ValueError(f"strategy must be 'all' or 'first_success', got {strategy!r}.")
-    if not idempotency_key:
-        raise ValueError("An idempotency_key is required.")
-    if not isinstance(recipient, Recipient):
-        recipient = get_resolver()(recipient)
-    if recipient.phone:
-        recipient.phone = normalize(recipient.phone)
-    template = get_template(message.template_key)
-    rendered = template.render(message.context, message.locale or recipient.locale)
-    if "sms" in channels and recipient.phone:
-        check_sms_length(rendered.text.sms)
-
-    result = DispatchResult(
-        deliveries=list(Delivery.objects.filter(dispatch_key=idempotency_key).order_by("pk"))
+    call = _prepare_call(
+        Request(recipient, message, channels, idempotency_key, strategy, reference)
     )
-    plan = [
-        (channel, _targets(channel, recipient, rendered, message.url, result.skipped))
-        for channel in channels
-    ]
+    result = DispatchResult(
+        deliveries=list(Delivery.objects.filter(dispatch_key=idempotency_key).order_by("pk")),
+        skipped=call.skipped,
+    )
     first_call = not result.deliveries
-    if not first_call and _nothing_left(result, plan, idempotency_key, strategy):
+    if not first_call and _nothing_left(result, call.plan, idempotency_key, strategy):
         return result
     now = timezone.now()
-    quiet_until = _quiet_until(recipient.time_zone, now)
-    if quiet_until is not None:
-        result.deferred_until, result.reason = quiet_until, "quiet_hours"
-        return result
-    recipient_key = recipient.key
     if first_call:
-        limited_until = _rate_limited_until(recipient_key, idempotency_key, now)
-        if limited_until is not None:
-            result.deferred_until, result.reason = limited_until, "rate_limited"
-            return result
+        firsts = _recent_firsts({call.recipient.key}, now)
+        deferred = _deferral(call, now, firsts)
+    else:
+        deferred = _deferral(call, now, None)
+    if deferred is not None:
+        result.deferred_until, result.reason = deferred
+        return result
 
     result.deliveries = []
-    base = {
-        "recipient_key": recipient_key,
-        "user": recipient.user,
-        "template_key": rendered.key,
-        "locale": rendered.locale,
-        "dispatch_key": idempotency_key,
-        "reference": reference,
-        "queued_at": now,
-    }
-    for _channel, targets in plan:
-        by_alias: dict[str, list[_Target]] = {}
-        for target in targets:
-            by_alias.setdefault(target.backend.alias, []).append(target)
+    base = _base_fields(call, now)
+    for _channel, targets in call.plan:
         deliveries = [
             delivery
-            for group in by_alias.values()
-            for delivery in _send_targets(group, base, template, rendered, first_call)
+            for group in _by_backend(targets).values()
+            for delivery in _send_targets(group, base, first_call)
         ]
         result.deliveries += deliveries
         if strategy == "first_success" and any(_is_accepted(d) for d in deliveries):
             break
     return result
+
+
+def send_many(requests: Sequence[Request]) -> list[DispatchResult | NotificationsError]:
+    """:func:`send` for many requests, with the same guarantees, in a few statements.
+
+    Requests with strategy ``all`` whose key has no delivery yet are sent together: their
+    deliveries inserted at once, handed to each backend in chunks and recorded with one UPDATE
+    per backend, in one durable transaction. Every other request (a retry, ``first_success``,
+    a key another call inserted meanwhile) goes through :func:`send`. A request's own problem
+    (:class:`~notifications.exceptions.InvalidRecipient`,
+    :class:`~notifications.exceptions.MessageError`) is returned in its place.
+    """
+    results: list[DispatchResult | NotificationsError | None] = [None] * len(requests)
+    calls: dict[int, _Call] = {}
+    for index, request in enumerate(requests):
+        if request.strategy != "all":
+            continue
+        try:
+            calls[index] = _prepare_call(request)
+        except (InvalidRecipient, MessageError) as exc:
+            results[index] = exc
+    keys = {requests[index].idempotency_key for index in calls}
+    retries = set(
+        Delivery.objects.filter(dispatch_key__in=keys).values_list("dispatch_key", flat=True)
+    )
+    now = timezone.now()
+    firsts = _recent_firsts({call.recipient.key for call in calls.values()}, now)
+    batch: dict[int, _Call] = {}
+    for index, call in calls.items():
+        if call.request.idempotency_key in retries:
+            continue
+        deferred = _deferral(call, now, firsts)
+        result = results[index] = DispatchResult(skipped=call.skipped)
+        if deferred is None:
+            firsts.setdefault(call.recipient.key, []).append(now)
+            batch[index] = call
+        else:
+            result.deferred_until, result.reason = deferred
+    if batch:
+        try:
+            _send_batch(batch, results, now)
+        except _Collision:
+            for index in batch:
+                results[index] = None
+    for index, request in enumerate(requests):
+        if results[index] is None:
+            try:
+                results[index] = send(
+                    request.recipient,
+                    request.message,
+                    channels=request.channels,
+                    strategy=request.strategy,
+                    idempotency_key=request.idempotency_key,
+                    reference=request.reference,
+                )
+            except (InvalidRecipient, MessageError) as exc:
+                results[index] = exc
+    return [result for result in results if result is not None]
+
+
+@dataclass
+class _Call:
+    """A request made ready to send: its recipient resolved, its message rendered, and the
+    targets of each channel."""
+
+    request: Request
+    recipient: Recipient
+    rendered: Rendered
+    plan: list[tuple[str, list[_Target]]]
+    skipped: dict[str, str]
+
+
+def _prepare_call(request: Request) -> _Call:
+    """Check and resolve ``request``; raise before anything is stored."""
+    channels, strategy = request.channels, request.strategy
+    unknown = set(channels) - set(CHANNEL_NAMES)
+    if not channels or unknown:
+        raise ValueError(f"channels must be some of {CHANNEL_NAMES}, got {channels!r}.")
+    if strategy not in ("all", "first_success"):
+        raise ValueError(f"strategy must be 'all' or 'first_success', got {strategy!r}.")
+    if not request.idempotency_key:
+        raise ValueError("An idempotency_key is required.")
+    recipient = request.recipient
+    if not isinstance(recipient, Recipient):
+        recipient = get_resolver()(recipient)
+    if recipient.phone:
+        recipient.phone = normalize(recipient.phone)
+    message = request.message
+    template = get_template(message.template_key)
+    rendered = template.render(message.context, message.locale or recipient.locale)
+    if "sms" in channels and recipient.phone:
+        check_sms_length(rendered.text.sms)
+    skipped: dict[str, str] = {}
+    plan = [
+        (channel, _targets(channel, recipient, template, rendered, message.url, skipped))
+        for channel in channels
+    ]
+    return _Call(request, recipient, rendered, plan, skipped)
+
+
+def _base_fields(call: _Call, now: dt.datetime) -> dict[str, Any]:
+    """The fields every delivery of ``call`` shares."""
+    return {
+        "recipient_key": call.recipient.key,
+        "user": call.recipient.user,
+        "template_key": call.rendered.key,
+        "locale": call.rendered.locale,
+        "dispatch_key": call.request.idempotency_key,
+        "reference": call.request.reference,
+        "queued_at": now,
+    }
+
+
+def _by_backend(targets: list[_Target]) -> dict[str, list[_Target]]:
+    by_alias: dict[str, list[_Target]] = {}
+    for target in targets:
+        by_alias.setdefault(target.backend.alias, []).append(target)
+    return by_alias
+
+
+def _deferral(
+    call: _Call, now: dt.datetime, firsts: dict[str, list[dt.datetime]] | None
+) -> tuple[dt.datetime, Literal["quiet_hours", "rate_limited"]] | None:
+    """Until when, and why, ``call`` must wait: quiet hours, or (for a first call, with the
+    recipients' recent sends in ``firsts``) the rate limit."""
+    quiet_until = _quiet_until(call.recipient.time_zone, now)
+    if quiet_until is not None:
+        return quiet_until, "quiet_hours"
+    if firsts is not None:
+        limited_until = _limited_until(firsts.get(call.recipient.key, []))
+        if limited_until is not None:
+            return limited_until, "rate_limited"
+    return None
+
+
+def _send_batch(
+    batch: dict[int, _Call],
+    results: list[DispatchResult | NotificationsError | None],
+    now: dt.datetime,
+) -> None:
+    """Insert every delivery of ``batch``, send them backend by backend and record the
+    outcomes, in one durable transaction; a key another call inserted first raises
+    :class:`_Collision` before anything is sent."""
+    rows: list[tuple[int, Delivery, _Target]] = []
+    for index, call in batch.items():
+        base = _base_fields(call, now)
+        for _channel, targets in call.plan:
+            for target in targets:
+                delivery = Delivery(
+                    **base,
+                    channel=target.backend.channel,
+                    backend_alias=target.backend.alias,
+                    recipient=target.recipient,
+                    device=target.device,
+                    idempotency_key=target.key(base["dispatch_key"]),
+                )
+                rows.append((index, delivery, target))
+    with _durable_atomic():
+        try:
+            Delivery.objects.bulk_create([delivery for _, delivery, _ in rows])
+        except IntegrityError:
+            raise _Collision from None
+        by_alias: dict[str, list[tuple[Delivery, _Target]]] = {}
+        for _, delivery, target in rows:
+            by_alias.setdefault(target.backend.alias, []).append((delivery, target))
+        groups = list(by_alias.values())
+        outcomes = _send_side_by_side([_messages(claimed) for claimed in groups])
+        _record(
+            [delivery for claimed in groups for delivery, _ in claimed],
+            [outcome for group in outcomes for outcome in group],
+        )
+    for index, delivery, _ in rows:
+        result = results[index]
+        assert isinstance(result, DispatchResult)
+        result.deliveries.append(delivery)
 
 
 def _nothing_left(
@@ -212,29 +379,37 @@ def _quiet_until(zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:
     return dt.datetime.combine(day, dt.time(end), tzinfo=zone).astimezone(dt.UTC)
 
 
-def _rate_limited_until(
-    recipient_key: str, dispatch_key: str, now: dt.datetime
-) -> dt.datetime | None:
-    """When the recipient may be notified again, if ``RATE_LIMIT`` is reached now."""
+def _recent_firsts(recipient_keys: set[str], now: dt.datetime) -> dict[str, list[dt.datetime]]:
+    """For each recipient, when each of their notifications in the ``RATE_LIMIT`` window
+    was first queued, earliest first (one query for them all)."""
     limit = notifications_settings.RATE_LIMIT
-    if limit is None:
-        return None
-    count, seconds = limit
-    window = dt.timedelta(seconds=seconds)
+    if limit is None or not recipient_keys:
+        return {}
+    window = dt.timedelta(seconds=limit[1])
     recent = (
-        Delivery.objects.filter(recipient_key=recipient_key, queued_at__gt=now - window)
-        .exclude(dispatch_key=dispatch_key)
-        .values("dispatch_key")
+        Delivery.objects.filter(recipient_key__in=recipient_keys, queued_at__gt=now - window)
+        .values("recipient_key", "dispatch_key")
         .annotate(first=Min("queued_at"))
         .order_by("first")
     )
-    firsts = [row["first"] for row in recent[:count]]
-    return firsts[0] + window if len(firsts) >= count else None
+    firsts: dict[str, list[dt.datetime]] = {}
+    for row in recent:
+        firsts.setdefault(row["recipient_key"], []).append(row["first"])
+    return firsts
+
+
+def _limited_until(firsts: list[dt.datetime]) -> dt.datetime | None:
+    """When the recipient may be notified again, if their ``firsts`` reach ``RATE_LIMIT``."""
+    limit = notifications_settings.RATE_LIMIT
+    if limit is None or len(firsts) < limit[0]:
+        return None
+    return firsts[-limit[0]] + dt.timedelta(seconds=limit[1])
 
 
 def _targets(
     channel: str,
     recipient: Recipient,
+    template: MessageTemplate,
     rendered: Rendered,
     url: str | None,
     skipped: dict[str, str],
@@ -248,7 +423,7 @@ def _targets(
             return []
         [sms_backend] = channel_backends(channel).values()
         sms = SMSMessage(to=recipient.phone, body=text.sms)
-        return [_Target("sms", mask(recipient.phone), sms, sms_backend)]
+        return [_Target("sms", mask(recipient.phone), sms, sms_backend, template, rendered.fields)]
     devices = [device for device in recipient.devices if device.active]
     if not devices:
         skipped[channel] = "no active push device"
@@ -268,7 +443,15 @@ def _targets(
             url=url,
         )
         targets.append(
-            _Target(f"push:{device.pk}", mask_token(device.token), push, backend, device)
+            _Target(
+                f"push:{device.pk}",
+                mask_token(device.token),
+                push,
+                backend,
+                template,
+                rendered.fields,
+                device,
+            )
         )
     return targets
 
@@ -296,13 +479,7 @@ def _durable_atomic() -> Iterator[None]:
         ) from exc
 
 
-def _send_targets(
-    targets: list[_Target],
-    base: dict[str, Any],
-    template: MessageTemplate,
-    rendered: Rendered,
-    first_call: bool,
-) -> list[Delivery]:
+def _send_targets(targets: list[_Target], base: dict[str, Any], first_call: bool) -> list[Delivery]:
     """The deliveries of ``targets`` (one backend's), created or claimed in one durable
     transaction that sends those claimed.
 
@@ -316,7 +493,7 @@ def _send_targets(
         try:
             with _durable_atomic():
                 claimed = _insert(fields, targets)
-                _deliver(backend, template, rendered, claimed)
+                _deliver(backend, claimed)
             return [delivery for delivery, _ in claimed]
         except _Collision:
             pass
@@ -324,7 +501,7 @@ def _send_targets(
         claims = [(*_claim(fields, target), target) for target in targets]
         claimed = [(delivery, target) for delivery, mine, target in claims if mine]
         if claimed:
-            _deliver(backend, template, rendered, claimed)
+            _deliver(backend, claimed)
     return [delivery for delivery, _, _ in claims]
 
 
@@ -366,42 +543,52 @@ def _claim(fields: dict[str, Any], target: _Target) -> tuple[Delivery, bool]:
     return Delivery.objects.get(idempotency_key=key), False
 
 
-def _prepare(
-    message: Message,
-    delivery: Delivery,
-    backend: BaseBackend[Any],
-    template: MessageTemplate,
-    fields: dict[str, str],
-) -> Message:
-    """``message`` with what the backend may need: the delivery's id, the template key and,
-    for template-only SMS providers, the approved template's code and parameters."""
+def _for_backend(delivery: Delivery, target: _Target) -> Message:
+    """The target's message with what its backend may need: the delivery's id, the template
+    key and, for template-only SMS providers, the approved template's code and parameters."""
+    message, backend = target.message, target.backend
     metadata = {"delivery_id": delivery.pk, "template_key": delivery.template_key}
     if isinstance(message, SMSMessage) and isinstance(backend, SMSBackend):
         return replace(
             message,
             template_code=backend.template_code_for(delivery.template_key),
-            template_params=template.provider_params(backend.provider, fields),
+            template_params=target.template.provider_params(backend.provider, target.fields),
             metadata=metadata,
         )
     return replace(message, metadata=metadata)
 
 
-def _deliver(
-    backend: BaseBackend[Any],
-    template: MessageTemplate,
-    rendered: Rendered,
-    claimed: list[tuple[Delivery, _Target]],
-) -> None:
-    messages = [
-        (delivery, _prepare(target.message, delivery, backend, template, rendered.fields))
-        for delivery, target in claimed
-    ]
+def _messages(claimed: list[tuple[Delivery, _Target]]) -> tuple[BaseBackend[Any], list[Message]]:
+    """The backend of ``claimed`` (one backend's deliveries) and their messages."""
+    return claimed[0][1].backend, [_for_backend(delivery, target) for delivery, target in claimed]
+
+
+def _deliver(backend: BaseBackend[Any], claimed: list[tuple[Delivery, _Target]]) -> None:
+    """Hand the claimed deliveries' messages to ``backend`` and record every outcome."""
+    _record([delivery for delivery, _ in claimed], _send_all(*_messages(claimed)))
+
+
+def _send_all(backend: BaseBackend[Any], messages: list[Message]) -> list[SendResult]:
+    """Every message through ``backend``, ``chunk_size`` per call; one result each."""
+    outcomes: list[SendResult] = []
     with backend:
-        for start in range(0, len(messages), backend.batch_size):
-            chunk = messages[start : start + backend.batch_size]
-            results = _send_chunk(backend, [message for _, message in chunk])
-            for (delivery, _), outcome in zip(chunk, results, strict=True):
-                _record(delivery, outcome)
+        for start in range(0, len(messages), backend.chunk_size):
+            outcomes += _send_chunk(backend, messages[start : start + backend.chunk_size])
+    return outcomes
+
+
+def _send_side_by_side(
+    groups: list[tuple[BaseBackend[Any], list[Message]]],
+) -> list[list[SendResult]]:
+    """:func:`_send_all` for each backend's group; thread-safe backends send at the same
+    time (SMS and push providers answer in parallel), the others in this thread."""
+    threaded = [group for group in groups if group[0].thread_safe]
+    with ThreadPoolExecutor(max(len(threaded), 1)) as pool:
+        futures = {id(group): pool.submit(_send_all, *group) for group in threaded[1:]}
+        return [
+            futures[id(group)].result() if id(group) in futures else _send_all(*group)
+            for group in groups
+        ]
 
 
 def _send_chunk(backend: BaseBackend[Any], messages: list[Message]) -> list[SendResult]:
@@ -423,28 +610,32 @@ def _send_chunk(backend: BaseBackend[Any], messages: list[Message]) -> list[Send
     return [outcome] * len(messages)
 
 
-def _record(delivery: Delivery, outcome: SendResult) -> None:
-    """Save ``outcome`` on ``delivery``, whose row this transaction has locked, in one UPDATE."""
-    delivery.attempts += 1
-    delivery.provider_message_id = outcome.provider_message_id
-    delivery.error_code, delivery.error_message = clean_error(
-        outcome.error_code, outcome.error_message
-    )
+def _record(deliveries: list[Delivery], outcomes: list[SendResult]) -> None:
+    """Save each outcome on its delivery (rows this transaction holds locked) in one UPDATE:
+    ``sent``, ``failed``, or still ``queued`` for a retry."""
+    statuses: list[tuple[Delivery, str | None]] = []
+    invalid_devices = []
+    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+        delivery.attempts += 1
+        delivery.provider_message_id = outcome.provider_message_id
+        delivery.error_code, delivery.error_message = clean_error(
+            outcome.error_code, outcome.error_message
+        )
+        status = Status.SENT if outcome.ok else Status.FAILED if outcome.permanent else None
+        statuses.append((delivery, status))
+        if outcome.permanent and outcome.token_invalid and delivery.device_id is not None:
+            invalid_devices.append(delivery.device_id)
     fields = ["attempts", "provider_message_id", "error_code", "error_message"]
-    if outcome.ok:
-        record_status(delivery, Status.SENT, update_fields=fields, locked=True)
-    elif outcome.permanent:
-        record_status(delivery, Status.FAILED, update_fields=fields, locked=True)
-        if outcome.token_invalid and delivery.device_id is not None:
-            Device.objects.filter(pk=delivery.device_id).update(active=False)
-    else:
-        delivery.save(update_fields=fields)
-    logger.info(
-        "Delivery %s (%s to %s, attempt %s): %s %s",
-        delivery.pk,
-        delivery.channel,
-        delivery.recipient,
-        delivery.attempts,
-        delivery.status,
-        outcome.error_code,
-    )
+    record_statuses(statuses, update_fields=fields)
+    if invalid_devices:
+        Device.objects.filter(pk__in=invalid_devices).update(active=False)
+    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+        logger.info(
+            "Delivery %s (%s to %s, attempt %s): %s %s",
+            delivery.pk,
+            delivery.channel,
+            delivery.recipient,
+            delivery.attempts,
+            delivery.status,
+            outcome.error_code,
+        )

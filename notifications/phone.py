@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -12,7 +13,11 @@ from .exceptions import InvalidRecipient
 
 def normalize(number: str, region: str | None = None) -> str:
     """``number`` in E.164 (``+8613812345678``); ``region`` defaults to ``DEFAULT_REGION``."""
-    region = region or notifications_settings.DEFAULT_REGION
+    return _e164(number, region or notifications_settings.DEFAULT_REGION)
+
+
+@functools.lru_cache(maxsize=4096)
+def _e164(number: str, region: str | None) -> str:
     try:
         parsed = phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException:
@@ -23,6 +28,7 @@ def normalize(number: str, region: str | None = None) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=4096)
 def mask(number: str) -> str:
     """``+8613812345678`` -> ``+86 138****5678``: the country code, then the middle hidden.
 

@@ -73,12 +73,17 @@ def resolve_recipient(user: Any) -> Recipient:
     - ``locale`` or else ``language`` (default ``settings.LANGUAGE_CODE``);
     - ``time_zone``: an IANA name or ``ZoneInfo`` (default ``settings.TIME_ZONE``);
 
-    and the user's active :class:`~notifications.models.Device` rows. Raises
+    and the user's active :class:`~notifications.models.Device` rows (prefetch
+    ``notification_devices`` to resolve many users without a query each). Raises
     :class:`~notifications.exceptions.InvalidRecipient` naming the attribute at fault, or when
     the user has neither a phone number nor an active device.
     """
     phone = _user_phone(user)
-    devices = list(Device.objects.filter(user=user, active=True).order_by("pk"))
+    # all() reads the devices a caller prefetched (the renewals sweep does), else queries.
+    devices = sorted(
+        (device for device in user.notification_devices.all() if device.active),
+        key=lambda device: device.pk,
+    )
     if phone is None and not devices:
         raise InvalidRecipient(
             f"user {user.pk} cannot be reached: no phone number (set user.phone_number or define "

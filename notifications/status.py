@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from .backends import get_backend_class
 from .conf import notifications_settings
+from .db import update_rows
 from .messages import Receipt
 from .models import Delivery, UnmatchedReceipt
 from .phone import mask_numbers
@@ -72,37 +73,84 @@ def record_status(
                 .get(pk=delivery.pk)
             )
         old_status = delivery.status
-        if _ORDER.get(status, 3) <= _ORDER.get(Status(old_status), 3):
+        if not _moves_forward(old_status, status):
             return False
-        delivery.status = status
-        setattr(delivery, TIME_FIELDS[status], at or timezone.now())
-        fields = [*update_fields, "status", TIME_FIELDS[status]]
+        fields = [*update_fields, *_apply(delivery, status, at or timezone.now())]
         if error_code or error_message or old_status == Status.EXPIRED:
             delivery.error_code, delivery.error_message = clean_error(error_code, error_message)
             fields += ["error_code", "error_message"]
         delivery.save(update_fields=fields)
-    _announce(delivery, old_status, status)
+    _announce([(delivery, old_status, status)])
     return True
 
 
-def _announce(delivery: Delivery, old_status: str, new_status: str) -> None:
-    """Send ``delivery_updated``. Receivers run in a savepoint: one that fails is logged and
-    rolled back alone, so it can never undo the status a provider's answer established (and
-    cause a resend)."""
-    if not delivery_updated.has_listeners(Delivery):
+def record_statuses(
+    changes: Sequence[tuple[Delivery, str | None]], *, update_fields: Sequence[str] = ()
+) -> None:
+    """:func:`record_status` with ``locked=True`` for many deliveries, in one UPDATE.
+
+    Each delivery moves to its status (``None``: it keeps its status, and only
+    ``update_fields`` are saved); every change is announced, the receivers in one savepoint.
+    """
+    now = timezone.now()
+    fields = set(update_fields)
+    announced = []
+    for delivery, status in changes:
+        if status is not None and _moves_forward(delivery.status, Status(status)):
+            announced.append((delivery, delivery.status, Status(status)))
+            fields.update(_apply(delivery, Status(status), now))
+    update_rows([delivery for delivery, _ in changes], sorted(fields))
+    _announce(announced)
+
+
+def _moves_forward(old_status: str, status: str) -> bool:
+    return _ORDER.get(Status(status), 3) > _ORDER.get(Status(old_status), 3)
+
+
+def _apply(delivery: Delivery, status: Status, at: dt.datetime) -> list[str]:
+    """Set ``status`` and its time on ``delivery``; return the fields to save."""
+    delivery.status = status
+    setattr(delivery, TIME_FIELDS[status], at)
+    return ["status", TIME_FIELDS[status]]
+
+
+def _announce(changes: Sequence[tuple[Delivery, str, str]]) -> None:
+    """Send ``delivery_updated`` for each change. Receivers run in a savepoint: if one fails,
+    the changes are announced again one savepoint each, so the failure is logged and rolled
+    back alone and can never undo the status a provider's answer established (and cause a
+    resend)."""
+    if not changes or not delivery_updated.has_listeners(Delivery):
         return
     try:
         with transaction.atomic():
-            delivery_updated.send(
-                sender=Delivery, delivery=delivery, old_status=old_status, new_status=new_status
-            )
+            for delivery, old_status, new_status in changes:
+                _send_signal(delivery, old_status, new_status)
+        return
     except Exception:
-        logger.exception(
-            "A delivery_updated receiver failed for delivery %s (%s -> %s); the status stands.",
-            delivery.pk,
-            old_status,
-            new_status,
-        )
+        if len(changes) == 1:
+            _log_receiver_failure(*changes[0])
+            return
+    for change in changes:
+        try:
+            with transaction.atomic():
+                _send_signal(*change)
+        except Exception:
+            _log_receiver_failure(*change)
+
+
+def _send_signal(delivery: Delivery, old_status: str, new_status: str) -> None:
+    delivery_updated.send(
+        sender=Delivery, delivery=delivery, old_status=old_status, new_status=new_status
+    )
+
+
+def _log_receiver_failure(delivery: Delivery, old_status: str, new_status: str) -> None:
+    logger.exception(
+        "A delivery_updated receiver failed for delivery %s (%s -> %s); the status stands.",
+        delivery.pk,
+        old_status,
+        new_status,
+    )
 
 
 def apply_receipt(*, backend_alias: str, receipt: Receipt) -> Delivery | None:

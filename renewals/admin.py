@@ -7,15 +7,23 @@ auto-renewal off through an action that calls :func:`renewals.services.cancel_au
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename, get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+
+from notifications.models import Delivery
 
 from .models import (
     AuditCheckpoint,
@@ -28,6 +36,14 @@ from .models import (
 )
 from .models.terms import HASHED_FIELDS
 from .services import cancel_auto_renewal
+from .services.health import (
+    DEFAULT_DAYS,
+    DEFAULT_STUCK_MINUTES,
+    Section,
+    health_report,
+    missed_notices_q,
+    overdue_notices_q,
+)
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -156,6 +172,40 @@ class ConsentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     date_hierarchy = "granted_at"
 
 
+#: Columns of the health report that hold a record's id.
+_LINKED_COLUMNS: dict[str, type[Model]] = {
+    "subscription": Subscription,
+    "notice": RenewalNotice,
+    "delivery": Delivery,
+}
+
+
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    """Notices an operator must look at: missed ones whose renewal is still to come, and
+    ones still to go out whose send time passed more than the health check's threshold ago."""
+
+    title = _("needs attention")
+    parameter_name = "attention"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> Any:
+        return [("yes", _("Missed or overdue"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() != "yes":
+            return queryset
+        overdue = overdue_notices_q(timezone.now(), dt.timedelta(minutes=DEFAULT_STUCK_MINUTES))
+        return queryset.filter(missed_notices_q() | overdue)
+
+
+class HealthForm(forms.Form):
+    days = forms.IntegerField(
+        label=_("Renewals due within (days)"), min_value=0, max_value=366, initial=DEFAULT_DAYS
+    )
+    stuck_minutes = forms.IntegerField(
+        label=_("Stuck after (minutes)"), min_value=1, initial=DEFAULT_STUCK_MINUTES
+    )
+
+
 @admin.register(RenewalNotice)
 class RenewalNoticeAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
@@ -169,10 +219,55 @@ class RenewalNoticeAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "attempts",
         "given_at",
     )
-    list_filter = ("status", "rule_id", "policy", "renewal_at")
+    list_filter = (NeedsAttentionFilter, "status", "rule_id", "policy", "renewal_at")
     list_select_related = ("subscription__terms",)
     search_fields = ("=subscription__id",)
     date_hierarchy = "renewal_at"
+
+    def get_urls(self) -> list[URLPattern]:
+        health = path(
+            "health/", self.admin_site.admin_view(self.health_view), name="renewals_health"
+        )
+        return [health, *super().get_urls()]
+
+    def health_view(self, request: HttpRequest) -> HttpResponse:
+        """The ``renewals_health`` report, for staff who may view notices."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = HealthForm(request.GET or None)
+        values = form.cleaned_data if form.is_valid() else {}
+        report = health_report(
+            timezone.now(),
+            days=values.get("days", DEFAULT_DAYS),
+            stuck_minutes=values.get("stuck_minutes", DEFAULT_STUCK_MINUTES),
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Renewals health"),
+            "form": form,
+            "report": report,
+            "tables": [(section, self._cells(section)) for section in report.sections],
+        }
+        return TemplateResponse(request, "admin/renewals/health.html", context)
+
+    def _cells(self, section: Section) -> list[list[tuple[object, str | None]]]:
+        """Each row's values, with a link to the admin page of the records it names."""
+        return [
+            [(value, self._link(column, value)) for column, value in row.items()]
+            for row in section.rows
+        ]
+
+    def _link(self, column: str, value: object) -> str | None:
+        model = _LINKED_COLUMNS.get(column)
+        if model is None or value is None or not self.admin_site.is_registered(model):
+            return None
+        opts = model._meta
+        return reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_change",
+            args=[value],
+            current_app=self.admin_site.name,
+        )
 
 
 @admin.register(AuditEvent)

@@ -88,6 +88,12 @@ DEFAULTS: dict[str, tuple[Any, Validator]] = {
     "RETRY_BACKOFF_SECONDS": (300, positive_int),
     # A notice not given this many hours before its window closes tries the fallback channels.
     "FALLBACK_HOURS": (6, non_negative_int),
+    # Gateways of subscriptions started under another RENEWALS["GATEWAY"]: name -> {"BACKEND":
+    # dotted path, "OPTIONS": {...}}, the name being the gateway's own ``name``.
+    "GATEWAYS": ({}, mapping),
+    # django-q2 schedule name -> minutes between runs, or None to leave it out
+    # (renewals.schedules.SCHEDULES lists them; ``renewals_schedules`` writes them).
+    "SCHEDULES": ({}, mapping),
 }
 
 

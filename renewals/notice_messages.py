@@ -2,7 +2,8 @@
 """The message templates renewals sends through ``notifications``.
 
 ``register_templates()`` is called from ``RenewalsConfig.ready()``. Callers format ``amount``
-and ``renewal_date`` (in the user's time zone) before sending. For template-only SMS providers
+and the dates (in the user's time zone and locale) before sending; the confirmations state
+the time as well as the day. For template-only SMS providers
 the parameter names below are the ones to use when submitting the template text for approval.
 """
 
@@ -19,6 +20,7 @@ from notifications.message_templates import (
 
 REMINDER = "renewals.reminder"
 CANCELLED = "renewals.cancelled"
+RESUMED = "renewals.resumed"
 
 
 class ReminderFields(BaseModel):
@@ -37,6 +39,15 @@ class CancelledFields(BaseModel):
 
     service_name: str
     effective_date: str
+
+
+class ResumedFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    service_name: str
+    renewal_date: str
+    amount: str
+    currency: str
 
 
 reminder = MessageTemplate(
@@ -95,11 +106,11 @@ cancelled = MessageTemplate(
         ),
         "en": LocalizedText(
             sms=(
-                "{service_name}: auto-renewal is off. You will not be charged from "
-                "{effective_date}."
+                "{service_name}: auto-renewal is off. From {effective_date} you will not be "
+                "charged again."
             ),
             push_title="{service_name}: auto-renewal is off",
-            push_body="You will not be charged from {effective_date}.",
+            push_body="From {effective_date} you will not be charged again.",
         ),
     },
     providers={
@@ -109,6 +120,40 @@ cancelled = MessageTemplate(
 )
 
 
+resumed = MessageTemplate(
+    key=RESUMED,
+    fields=ResumedFields,
+    texts={
+        "zh-hans": LocalizedText(
+            sms="【{service_name}】您已开通自动续费，将于{renewal_date}扣费{amount}{currency}。",
+            push_title="{service_name}已开通自动续费",
+            push_body="将于{renewal_date}扣费{amount}{currency}。",
+        ),
+        "en": LocalizedText(
+            sms=(
+                "{service_name}: auto-renewal is on. Your subscription renews on "
+                "{renewal_date} for {amount} {currency}."
+            ),
+            push_title="{service_name}: auto-renewal is on",
+            push_body="Your subscription renews on {renewal_date} for {amount} {currency}.",
+        ),
+    },
+    providers={
+        "aliyun": ProviderTemplate(
+            params={
+                "service": "service_name",
+                "date": "renewal_date",
+                "amount": "amount",
+                "currency": "currency",
+            }
+        ),
+        "tencent": ProviderTemplate(
+            params={"1": "service_name", "2": "renewal_date", "3": "amount", "4": "currency"}
+        ),
+    },
+)
+
+
 def register_templates() -> None:
-    """Register the renewal reminder and cancellation confirmation templates."""
-    register(reminder, cancelled)
+    """Register the renewal reminder and the cancellation and resumption confirmations."""
+    register(reminder, cancelled, resumed)

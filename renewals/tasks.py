@@ -5,9 +5,30 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from .services.sweep import send_due_notices as _send_due_notices
+from .services import audit, cancellation, confirmations, renewing, sweep
 
 
 def send_due_notices() -> dict[str, int]:
-    """Send the renewal notices that are due (schedule it every minute); return the counts."""
-    return asdict(_send_due_notices())
+    """Send the renewal notices that are due (every minute); return the counts."""
+    return asdict(sweep.send_due_notices())
+
+
+def run_due_renewals() -> dict[str, int]:
+    """Ask the renewal gate about every renewal that is due, and act on it (every few
+    minutes); return the counts."""
+    return asdict(renewing.run_due_renewals())
+
+
+def send_pending_confirmations() -> int:
+    """Send the cancel and resume confirmations a lost queue message left unsent."""
+    return confirmations.send_pending_confirmations()
+
+
+def sync_pending_gateways() -> int:
+    """Retry the gateway changes the gateway has not confirmed."""
+    return cancellation.sync_pending_gateways()
+
+
+def create_checkpoint() -> int:
+    """Add an audit checkpoint that commits to every chain's head (hourly); return its id."""
+    return audit.create_checkpoint().pk

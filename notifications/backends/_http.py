@@ -1,29 +1,39 @@
 """What the HTTP provider backends share: lazy optional imports, an httpx client, the send
 loop, error tables and a cache of short-lived credentials.
 
-Every HTTP backend accepts two OPTIONS besides its own: ``timeout`` (seconds, default 10) and
-``transport`` (tests only: an ``httpx.BaseTransport`` such as ``httpx.MockTransport``, so the
-real request-building code runs without a network).
+Every HTTP backend accepts these OPTIONS besides its own: ``timeout`` (seconds, default 10),
+``concurrency`` (provider calls in flight at once, default 10), ``rate_limit`` (messages per
+second this process sends through the alias, default the provider's documented rate or none)
+and ``transport`` (tests only: an ``httpx.BaseTransport`` such as ``httpx.MockTransport``, so
+the real request-building code runs without a network).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.core.exceptions import ImproperlyConfigured
+
 from ..exceptions import BackendError, InvalidRecipient, MessageError, MissingExtra
 from ..messages import SendResult
+from ..phone import mask_numbers
 from .base import BaseBackend, M
 
 if TYPE_CHECKING:
     import httpx
 
-HTTP_OPTIONS = frozenset({"timeout", "transport"})
+HTTP_OPTIONS = frozenset({"timeout", "transport", "concurrency", "rate_limit"})
+
+logger = logging.getLogger("notifications.backends")
 
 
 def require(module: str, backend: str, extra: str) -> ModuleType:
@@ -118,6 +128,34 @@ class TokenCache:
             self._tokens.clear()
 
 
+class RateLimiter:
+    """Spaces calls so that at most ``rate`` messages a second go out, across threads."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self, messages: int = 1) -> None:
+        """Wait until ``messages`` more may be sent."""
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + messages * self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+_limiters: dict[tuple[str, float], RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def rate_limiter(alias: str, rate: float) -> RateLimiter:
+    """The process's one limiter of ``alias`` at ``rate``, shared by every instance."""
+    with _limiters_lock:
+        return _limiters.setdefault((alias, rate), RateLimiter(rate))
+
+
 class HTTPBackend(BaseBackend[M]):
     """A provider reached over HTTPS with httpx.
 
@@ -130,6 +168,7 @@ class HTTPBackend(BaseBackend[M]):
 
     extra: ClassVar[str]
     http2: ClassVar[bool] = False
+    thread_safe = True
     #: Other optional modules the backend needs (``jwt``, ``h2``), checked at construction.
     requires: ClassVar[tuple[str, ...]] = ()
 
@@ -138,6 +177,16 @@ class HTTPBackend(BaseBackend[M]):
         for module in ("httpx", *self.requires):
             require(module, self.provider, self.extra)
         self._client: httpx.Client | None = None
+        self.concurrency = _positive(alias, "concurrency", options.get("concurrency", 10), int)
+        rate = options.get("rate_limit", self.rate_limit_per_second)
+        self.limiter = (
+            rate_limiter(alias, _positive(alias, "rate_limit", rate, float)) if rate else None
+        )
+
+    @property
+    def chunk_size(self) -> int:
+        """Enough messages for every concurrent call to carry a full batch."""
+        return self.batch_size * self.concurrency
 
     @property
     def client(self) -> httpx.Client:
@@ -161,31 +210,84 @@ class HTTPBackend(BaseBackend[M]):
             self._client = None
 
     def send_messages(self, messages: Sequence[M]) -> list[SendResult]:
-        import httpx
-
+        """Send every batch, up to ``concurrency`` provider calls at once."""
         opened_here = self._client is None
         self.open()
-        results: list[SendResult] = []
         try:
-            for batch in self.batches(messages):
-                try:
-                    results += self.send_batch(batch)
-                except (InvalidRecipient, MessageError) as exc:
-                    results += [SendResult.permanent_failure(type(exc).__name__, str(exc))] * len(
-                        batch
-                    )
-                except httpx.TransportError as exc:
-                    results += [SendResult.retry("network_error", str(exc))] * len(batch)
-                except BackendError as exc:
-                    if not results:
-                        raise
-                    rest = len(messages) - len(results)
-                    results += [SendResult.retry("backend_error", str(exc))] * rest
-                    break
+            batches = list(self.batches(messages))
+            if self.concurrency == 1 or len(batches) == 1:
+                return self._send_in_order(batches)
+            broken = threading.Event()
+            with ThreadPoolExecutor(min(self.concurrency, len(batches))) as pool:
+                outcomes = list(pool.map(lambda batch: self._send_guarded(batch, broken), batches))
         finally:
             if opened_here:
                 self.close()
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BackendError)]
+        if len(failures) == len(batches):
+            raise failures[0]
+        return [
+            result
+            for batch, outcome in zip(batches, outcomes, strict=True)
+            for result in (
+                [SendResult.retry("backend_error", str(outcome))] * len(batch)
+                if isinstance(outcome, BackendError)
+                else outcome
+            )
+        ]
+
+    def _send_in_order(self, batches: list[Sequence[M]]) -> list[SendResult]:
+        """One call after another; a :class:`BackendError` before any message went out
+        propagates, after some did it makes the rest retries."""
+        results: list[SendResult] = []
+        for index, batch in enumerate(batches):
+            try:
+                results += self._attempt(batch)
+            except BackendError as exc:
+                if not results:
+                    raise
+                rest = sum(len(later) for later in batches[index:])
+                results += [SendResult.retry("backend_error", str(exc))] * rest
+                break
         return results
+
+    def _send_guarded(
+        self, batch: Sequence[M], broken: threading.Event
+    ) -> list[SendResult] | BackendError:
+        """One concurrent call: its results, or the :class:`BackendError` it raised (after
+        which the calls not yet started are not made: ``broken``); any other exception makes
+        its messages retries, the others' results stand."""
+        if broken.is_set():
+            return BackendError("not sent: the backend failed on another call")
+        try:
+            return self._attempt(batch)
+        except BackendError as exc:
+            broken.set()
+            return exc
+        except Exception as exc:
+            logger.error(
+                "Backend %r raised; %d message(s) stay queued.\n%s",
+                self.alias,
+                len(batch),
+                mask_numbers("".join(traceback.format_exception(exc))),
+            )
+            return [SendResult.retry("backend_exception", f"{type(exc).__name__}: {exc}")] * len(
+                batch
+            )
+
+    def _attempt(self, batch: Sequence[M]) -> list[SendResult]:
+        """One provider call (after the rate limiter allows it), its usual failures turned
+        into results."""
+        import httpx
+
+        if self.limiter is not None:
+            self.limiter.acquire(len(batch))
+        try:
+            return self.send_batch(batch)
+        except (InvalidRecipient, MessageError) as exc:
+            return [SendResult.permanent_failure(type(exc).__name__, str(exc))] * len(batch)
+        except httpx.TransportError as exc:
+            return [SendResult.retry("network_error", str(exc))] * len(batch)
 
     def batches(self, messages: Sequence[M]) -> Iterator[Sequence[M]]:
         """The provider calls to make, in order; one message each unless overridden."""
@@ -198,3 +300,16 @@ class HTTPBackend(BaseBackend[M]):
 
     def send_one(self, message: M) -> SendResult:
         raise NotImplementedError
+
+
+def _positive(alias: str, name: str, value: Any, kind: type[int] | type[float]) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number <= 0:
+        raise ImproperlyConfigured(
+            f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'][{name!r}] must be a positive "
+            f"number, got {value!r}."
+        )
+    return number

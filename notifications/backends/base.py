@@ -28,6 +28,9 @@ class BaseBackend(Generic[M]):
     supports_receipts: ClassVar[bool] = False
     #: How many messages one provider call may carry.
     batch_size: ClassVar[int] = 1
+    #: :meth:`send_messages` may run in another thread than the caller's (it does not use
+    #: the caller's database connection), beside other backends' calls.
+    thread_safe: ClassVar[bool] = False
     #: The provider's documented send rate per second for one account (``None``: unknown).
     rate_limit_per_second: ClassVar[float | None] = None
     option_names: ClassVar[frozenset[str]] = frozenset()
@@ -65,6 +68,11 @@ class BaseBackend(Generic[M]):
                     f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'] needs {wanted}."
                 )
         self.options = options
+
+    @property
+    def chunk_size(self) -> int:
+        """How many messages dispatch hands to one :meth:`send_messages` call."""
+        return self.batch_size
 
     def open(self) -> None:
         """Open any connection the backend keeps between messages."""

@@ -12,6 +12,7 @@ from ._util import fake_message_id
 
 class _DummyBackend:
     batch_size = 1000
+    thread_safe = True
 
     def send_messages(self, messages: Sequence[Any]) -> list[SendResult]:
         return [SendResult.sent(fake_message_id("dummy")) for _ in messages]

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 from django.core.checks import CheckMessage
 from django.core.exceptions import ImproperlyConfigured
 
+from ..periods import add_interval
+from .base import Period
+
 if TYPE_CHECKING:
     from ..models import Subscription
 
@@ -16,7 +19,8 @@ logger = logging.getLogger("renewals.gateways")
 
 
 class LocalGateway:
-    """Accepts every operation and logs it.
+    """Accepts every operation and logs it; a renewal moves the term on by the renewal
+    terms' interval, on the subscriber's calendar.
 
     The renewals services still record everything and send their signals
     (``auto_renewal_changed``, ``renewal_held``), so an app billed elsewhere (in-app purchases,
@@ -44,6 +48,17 @@ class LocalGateway:
         logger.info(
             "Subscription %s: renewal at %s released.", subscription.pk, renewal_at.isoformat()
         )
+
+    def renew(self, subscription: Subscription, renewal_at: dt.datetime) -> Period:
+        terms = subscription.renewal_terms()
+        end = add_interval(renewal_at, terms.interval, terms.interval_count, subscription.zone)
+        logger.info(
+            "Subscription %s: renewed at %s until %s.",
+            subscription.pk,
+            renewal_at.isoformat(),
+            end.isoformat(),
+        )
+        return Period(renewal_at, end)
 
     def check(self) -> list[CheckMessage]:
         return []

@@ -8,8 +8,10 @@ from .cancellation import (
     sync_gateway,
     sync_pending_gateways,
 )
+from .confirmations import send_confirmation, send_pending_confirmations
 from .consent import ConsentEvidence, record_consent, subscribe, validate_consent
 from .gate import GateDecision, renewal_gate
+from .renewing import RenewalRun, run_due_renewals
 from .scheduling import choose_send_time, plan_notices, renewal_context
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "CancellationResult",
     "ConsentEvidence",
     "GateDecision",
+    "RenewalRun",
     "cancel_auto_renewal",
     "choose_send_time",
     "create_checkpoint",
@@ -26,6 +29,9 @@ __all__ = [
     "renewal_context",
     "renewal_gate",
     "resume_auto_renewal",
+    "run_due_renewals",
+    "send_confirmation",
+    "send_pending_confirmations",
     "subscribe",
     "sync_gateway",
     "sync_pending_gateways",

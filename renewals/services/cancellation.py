@@ -11,10 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..exceptions import IllegalTransition
-from ..gateways import get_gateway
-from ..models import Consent, RevokedVia, Subscription
+from ..gateways import gateway_for
+from ..models import AuditEvent, Consent, RevokedVia, Subscription
 from ..signals import auto_renewal_changed
 from .audit import actor_label, record_event
+from .confirmations import enqueue_confirmation
 from .consent import ConsentEvidence, record_consent
 from .scheduling import plan_notices, withdraw_notices
 
@@ -35,7 +36,9 @@ def cancel_auto_renewal(
 
     Idempotent: a second call changes nothing and records nothing. Records who, when and
     through which route (``via``: a :class:`~renewals.models.RevokedVia` value), revokes the
-    consent, withdraws pending notices, and tells the gateway once the change is committed.
+    consent and withdraws pending notices. Once the change is committed it tells the gateway,
+    sends ``auto_renewal_changed`` and sends the user a confirmation stating when the paid
+    term ends.
     """
     via = RevokedVia(via)
     with transaction.atomic():
@@ -51,7 +54,7 @@ def cancel_auto_renewal(
             revoke_reason=reason or "",
         )
         withdrawn = withdraw_notices(subscription)
-        record_event(
+        event = record_event(
             "auto_renewal_cancelled",
             subscription=subscription,
             actor=actor,
@@ -64,14 +67,18 @@ def cancel_auto_renewal(
                 "notices_withdrawn": withdrawn,
             },
         )
-        _announce(subscription, actor=actor, via=via)
+        _announce(subscription, event, actor=actor, via=via)
     return CancellationResult(subscription, True, subscription.next_renewal_at)
 
 
 def resume_auto_renewal(
     subscription: Subscription, *, evidence: ConsentEvidence | None, actor: Any
 ) -> Subscription:
-    """Switch auto-renewal on again; requires fresh consent to the current terms."""
+    """Switch auto-renewal on again; requires fresh consent to the current terms.
+
+    Once committed, the gateway and the ``auto_renewal_changed`` receivers are told, and the
+    user is sent a confirmation stating the next renewal's date, time and amount.
+    """
     with transaction.atomic():
         subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
         if not subscription.is_live:
@@ -80,14 +87,20 @@ def resume_auto_renewal(
             return subscription
         record_consent(subscription, evidence, actor=actor)
         _switch(subscription, enabled=True)
-        record_event(
+        terms = subscription.renewal_terms()
+        event = record_event(
             "auto_renewal_resumed",
             subscription=subscription,
             actor=actor,
-            data={"next_renewal_at": subscription.next_renewal_at, "by": actor_label(actor)},
+            data={
+                "next_renewal_at": subscription.next_renewal_at,
+                "amount": terms.amount,
+                "currency": terms.currency,
+                "by": actor_label(actor),
+            },
         )
         plan_notices(subscription)
-        _announce(subscription, actor=actor, via=None)
+        _announce(subscription, event, actor=actor, via=None)
     return subscription
 
 
@@ -98,20 +111,29 @@ def _switch(subscription: Subscription, *, enabled: bool) -> None:
     subscription.save(update_fields=["auto_renew", "gateway_sync_pending", "updated_at"])
 
 
-def _announce(subscription: Subscription, *, actor: Any, via: RevokedVia | None) -> None:
-    """Tell the gateway once the change is committed, and the project's receivers now."""
-    transaction.on_commit(lambda: sync_gateway(subscription.pk))
-    auto_renewal_changed.send(
-        sender=Subscription,
-        subscription=subscription,
-        enabled=subscription.auto_renew,
-        actor=actor,
-        via=via,
+def _announce(
+    subscription: Subscription, event: AuditEvent, *, actor: Any, via: RevokedVia | None
+) -> None:
+    """Once the change is committed (never for one rolled back): tell the gateway, the
+    project's receivers, and the user. A failure of one is logged and does not stop the
+    others, nor undo the change."""
+    transaction.on_commit(lambda: sync_gateway(subscription.pk), robust=True)
+    transaction.on_commit(
+        lambda: auto_renewal_changed.send(
+            sender=Subscription,
+            subscription=subscription,
+            enabled=subscription.auto_renew,
+            actor=actor,
+            via=via,
+        ),
+        robust=True,
     )
+    enqueue_confirmation(event)
 
 
 def sync_gateway(subscription_id: int) -> bool:
-    """Tell the gateway the subscription's auto-renewal state; ``True`` if this call did.
+    """Tell the subscription's gateway (:func:`~renewals.gateways.gateway_for`) its
+    auto-renewal state; ``True`` if this call did.
 
     Runs after commit, holding the subscription's row lock across the gateway call, so two
     syncs (say, of a resume and the cancel right after it) reach the gateway in order and the
@@ -123,7 +145,7 @@ def sync_gateway(subscription_id: int) -> bool:
             subscription = Subscription.objects.select_for_update().get(pk=subscription_id)
             if not subscription.gateway_sync_pending:
                 return False  # another sync got there first
-            get_gateway().set_auto_renew(subscription, subscription.auto_renew)
+            gateway_for(subscription).set_auto_renew(subscription, subscription.auto_renew)
             subscription.gateway_sync_pending = False
             subscription.save(update_fields=["gateway_sync_pending", "updated_at"])
             record_event(

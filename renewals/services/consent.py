@@ -21,6 +21,7 @@ from ..exceptions import (
     IllegalTransition,
     StaleTermsHash,
 )
+from ..gateways import get_gateway
 from ..models import Consent, ConsentChannel, RenewalTerms, Status, Subscription
 from ..models.subscription import validate_time_zone
 from ..periods import first_renewal
@@ -211,6 +212,7 @@ def _start(
             status=Status.TRIALING if terms.trial_days else Status.ACTIVE,
             time_zone=time_zone,
             auto_renew=True,
+            gateway=get_gateway().name,
             current_period_start=start,
             trial_ends_at=renewal if terms.trial_days else None,
             next_renewal_at=renewal,
@@ -226,6 +228,7 @@ def _start(
                 "status": subscription.status,
                 "next_renewal_at": subscription.next_renewal_at,
                 "time_zone": subscription.time_zone,
+                "gateway": subscription.gateway,
             },
         )
         _record(subscription, evidence, actor=user)  # validated above

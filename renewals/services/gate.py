@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db import transaction
+
 from ..models import Consent, RenewalNotice, Subscription
 from ..policies import GateRemedy, get_pack
 from ..signals import renewal_held
@@ -28,6 +30,8 @@ def renewal_gate(subscription: Subscription, renewal_time: dt.datetime) -> GateD
     current terms, and every notice its rule pack requires given inside its window. Without
     consent the remedy is always ``lapse``: nothing can make that charge lawful. A missing
     notice gets the pack's remedy (``defer``: send it and renew later; ``lapse``).
+    A refusal sends ``renewal_held`` once the caller's transaction commits; acting on the
+    decision is :func:`~renewals.services.renewing.run_due_renewals`'s.
     """
     subscription.refresh_from_db()
     reasons = _consent_reasons(subscription)
@@ -48,11 +52,14 @@ def renewal_gate(subscription: Subscription, renewal_time: dt.datetime) -> GateD
         },
     )
     if not decision.allowed:
-        renewal_held.send(
-            sender=Subscription,
-            subscription=subscription,
-            renewal_at=renewal_time,
-            decision=decision,
+        transaction.on_commit(
+            lambda: renewal_held.send(
+                sender=Subscription,
+                subscription=subscription,
+                renewal_at=renewal_time,
+                decision=decision,
+            ),
+            robust=True,
         )
     return decision
 

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
 
 from ..conf import renewals_settings
-from ..models import PENDING_NOTICE_STATUSES, NoticeStatus, RenewalNotice, Subscription
+from ..models import (
+    PENDING_NOTICE_STATUSES,
+    NoticeStatus,
+    RenewalNotice,
+    RenewalTerms,
+    Subscription,
+)
 from ..periods import add_interval, calendar_days
 from ..policies import NoticeRule, RenewalContext, get_pack
 from .audit import record_event
@@ -18,25 +25,69 @@ from .audit import record_event
 
 def renewal_context(subscription: Subscription, renewal_at: dt.datetime) -> RenewalContext:
     """What the notice rules need to know about the renewal at ``renewal_at``."""
-    terms = subscription.renewal_terms()
-    zone = subscription.zone
-    term_end = add_interval(renewal_at, terms.interval, terms.interval_count, zone)
-    ends_trial = subscription.trial_ends_at is not None and renewal_at == subscription.trial_ends_at
-    return RenewalContext(
-        term_days=calendar_days(renewal_at, term_end, zone),
-        ends_trial=ends_trial,
-        trial_days=subscription.terms.trial_days if ends_trial else 0,
-        price_change=terms.amount != subscription.terms.amount,
-    )
+    return context_for(renewal_at, **_renewal_facts(subscription))
 
 
 def required_rules(subscription: Subscription, renewal_at: dt.datetime) -> tuple[NoticeRule, ...]:
     """The notice rules of the subscription's pack that cover the renewal at ``renewal_at``
     (none while the pack is not in force): what planning plans and the gate checks."""
-    pack = get_pack(subscription.policy)
+    return rules_for(subscription.policy, renewal_at, **_renewal_facts(subscription))
+
+
+def _renewal_facts(subscription: Subscription) -> dict[str, Any]:
+    return {
+        "terms": subscription.terms,
+        "renewal_terms": subscription.renewal_terms(),
+        "trial_ends_at": subscription.trial_ends_at,
+        "zone": subscription.zone,
+    }
+
+
+def context_for(
+    renewal_at: dt.datetime,
+    *,
+    terms: RenewalTerms,
+    renewal_terms: RenewalTerms,
+    trial_ends_at: dt.datetime | None,
+    zone: ZoneInfo,
+) -> RenewalContext:
+    """:func:`renewal_context` from plain values: the subscription's ``terms``, the terms
+    the renewal is charged at, when its trial ends and its user's zone."""
+    term_end = add_interval(renewal_at, renewal_terms.interval, renewal_terms.interval_count, zone)
+    ends_trial = trial_ends_at is not None and renewal_at == trial_ends_at
+    return RenewalContext(
+        term_days=calendar_days(renewal_at, term_end, zone),
+        ends_trial=ends_trial,
+        trial_days=terms.trial_days if ends_trial else 0,
+        price_change=renewal_terms.amount != terms.amount,
+    )
+
+
+def rules_for(
+    policy: str,
+    renewal_at: dt.datetime,
+    *,
+    terms: RenewalTerms,
+    renewal_terms: RenewalTerms,
+    trial_ends_at: dt.datetime | None,
+    zone: ZoneInfo,
+) -> tuple[NoticeRule, ...]:
+    """:func:`required_rules` from plain values (see :func:`context_for`)."""
+    pack = get_pack(policy)
     if not pack.in_force_on(renewal_at.date()):
         return ()
-    return pack.notices_for(renewal_context(subscription, renewal_at))
+    if not any(rule.applies_to.model_fields_set for rule in pack.notices):
+        # No rule sets a condition (all are left None, matching every renewal): skip
+        # working out the renewal's context, which a batch of a million would notice.
+        return pack.notices
+    context = context_for(
+        renewal_at,
+        terms=terms,
+        renewal_terms=renewal_terms,
+        trial_ends_at=trial_ends_at,
+        zone=zone,
+    )
+    return pack.notices_for(context)
 
 
 def _at_hour(day: dt.date, hour: int, zone: ZoneInfo) -> dt.datetime:
@@ -71,23 +122,80 @@ def earliest_daytime_at_or_after(
 
 
 def choose_send_time(
-    opens: dt.datetime, closes: dt.datetime, zone: ZoneInfo, *, now: dt.datetime
+    opens: dt.datetime,
+    closes: dt.datetime,
+    zone: ZoneInfo,
+    *,
+    now: dt.datetime,
+    send_hours: tuple[int, int] | None = None,
+    retry_margin_hours: int | None = None,
 ) -> dt.datetime:
     """When to send a notice whose window is ``[opens, closes]``.
 
     The latest daytime hour (``RENEWALS["SEND_HOURS"]`` in the user's zone) that still leaves
     ``RETRY_MARGIN_HOURS`` before the window closes: close to the renewal, so the reminder is
     useful, with room for retries. If the margin does not fit, the earliest daytime hour in
-    the window; if the window has no daytime hour left, at once.
+    the window; if the window has no daytime hour left, at once. ``send_hours`` and
+    ``retry_margin_hours`` stand in for the settings (a batch reads them once).
     """
-    hours = renewals_settings.SEND_HOURS
-    margin = dt.timedelta(hours=renewals_settings.RETRY_MARGIN_HOURS)
+    hours = renewals_settings.SEND_HOURS if send_hours is None else send_hours
+    if retry_margin_hours is None:
+        retry_margin_hours = renewals_settings.RETRY_MARGIN_HOURS
+    margin = dt.timedelta(hours=retry_margin_hours)
     earliest = max(opens, now)
     candidate = latest_daytime_at_or_before(closes - margin, zone, hours)
     if candidate >= earliest:
         return candidate
     candidate = earliest_daytime_at_or_after(earliest, zone, hours)
     return candidate if candidate <= closes else earliest
+
+
+def notice_fields(
+    rule: NoticeRule,
+    renewal_at: dt.datetime,
+    *,
+    policy: str,
+    time_zone: str,
+    now: dt.datetime,
+    send_hours: tuple[int, int] | None = None,
+    retry_margin_hours: int | None = None,
+) -> dict[str, Any]:
+    """The fields a notice for ``rule`` before the renewal at ``renewal_at`` is planned with,
+    for a user in ``time_zone`` under pack ``policy``, planned at ``now``."""
+    opens, closes = rule.window(renewal_at)
+    send_at = choose_send_time(
+        opens,
+        closes,
+        ZoneInfo(time_zone),
+        now=now,
+        send_hours=send_hours,
+        retry_margin_hours=retry_margin_hours,
+    )
+    return {
+        "policy": policy,
+        "window_opens_at": opens,
+        "window_closes_at": closes,
+        "send_at": send_at,
+        "time_zone": time_zone,
+        "channels": [str(channel) for channel in rule.channels],
+        "strategy": rule.strategy,
+        "fallback_channels": [str(channel) for channel in rule.fallback_channels],
+        "delivered_when": rule.delivered_when,
+        "status": NoticeStatus.MISSED if now > closes else NoticeStatus.PLANNED,
+        "attempts": 0,
+        "last_error": "",
+    }
+
+
+def needs_replanning(status: str, planned_zone: str, time_zone: str) -> bool:
+    """Whether a notice that already exists for the renewal and rule is planned afresh.
+
+    It is when the renewal came back to a time it had before (the notice was withdrawn), or
+    when the user moved to another zone (the planned hour could now fall at night there).
+    """
+    return status == NoticeStatus.WITHDRAWN or (
+        status == NoticeStatus.PLANNED and planned_zone != time_zone
+    )
 
 
 def plan_notices(subscription: Subscription) -> list[RenewalNotice]:
@@ -143,30 +251,17 @@ def _plan_one(subscription: Subscription, rule: NoticeRule) -> tuple[RenewalNoti
     """The notice for ``rule`` before the next renewal, and whether it was (re)planned now."""
     renewal_at = subscription.next_renewal_at
     assert renewal_at is not None
-    now = timezone.now()
-    opens, closes = rule.window(renewal_at)
-    fields = {
-        "policy": subscription.policy,
-        "window_opens_at": opens,
-        "window_closes_at": closes,
-        "send_at": choose_send_time(opens, closes, subscription.zone, now=now),
-        "time_zone": subscription.time_zone,
-        "channels": [str(channel) for channel in rule.channels],
-        "strategy": rule.strategy,
-        "fallback_channels": [str(channel) for channel in rule.fallback_channels],
-        "delivered_when": rule.delivered_when,
-        "status": NoticeStatus.MISSED if now > closes else NoticeStatus.PLANNED,
-        "attempts": 0,
-        "last_error": "",
-    }
+    fields = notice_fields(
+        rule,
+        renewal_at,
+        policy=subscription.policy,
+        time_zone=subscription.time_zone,
+        now=timezone.now(),
+    )
     notice, created = RenewalNotice.objects.get_or_create(
         subscription=subscription, renewal_at=renewal_at, rule_id=rule.id, defaults=fields
     )
-    moved_back = notice.status == NoticeStatus.WITHDRAWN
-    moved_zone = notice.status == NoticeStatus.PLANNED and notice.time_zone != fields["time_zone"]
-    if not created and (moved_back or moved_zone):
-        # The renewal came back to a time it had before, or the user moved to another zone
-        # (the planned hour could now fall at night there): plan the notice afresh.
+    if not created and needs_replanning(notice.status, notice.time_zone, subscription.time_zone):
         for name, value in fields.items():
             setattr(notice, name, value)
         notice.save()

@@ -27,8 +27,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import formats, timezone, translation
 
-from notifications.dispatch import DispatchResult, Notification, send
-from notifications.exceptions import InvalidRecipient, NotificationsError
+from notifications.db import update_rows
+from notifications.dispatch import DispatchResult, Notification, Request, send_many
+from notifications.exceptions import InvalidRecipient
 from notifications.models import Delivery
 from notifications.recipients import Recipient, get_resolver
 
@@ -123,6 +124,7 @@ def send_due_notices(now: dt.datetime | None = None) -> SweepResult:
 @dataclass
 class _Outcome:
     notice: RenewalNotice
+    request: Request | None = None
     dispatched: DispatchResult | None = None
     withdrawn: bool = False
     unreachable: str = ""
@@ -131,22 +133,30 @@ class _Outcome:
 
 
 def _send_batch(ids: Sequence[int], now: dt.datetime, result: SweepResult) -> None:
+    """Send one claimed batch: one ``send_many`` call for every notice in it."""
     notices = (
         RenewalNotice.objects.filter(pk__in=ids, status=NoticeStatus.SENDING)
         .select_related("subscription__user", "subscription__terms", "subscription__upcoming_terms")
+        .prefetch_related("subscription__user__notification_devices")
         .order_by("pk")
     )
     deliveries = _deliveries_of(ids)
+    outcomes = [_prepare(notice, deliveries.get(notice.pk, []), now) for notice in notices]
+    to_send = [outcome for outcome in outcomes if outcome.request is not None]
     with collecting_refreshes():
-        outcomes = [_send_one(n, deliveries.get(n.pk, []), now) for n in notices]
+        dispatched = send_many([outcome.request for outcome in to_send if outcome.request])
+    for outcome, answer in zip(to_send, dispatched, strict=True):
+        if isinstance(answer, DispatchResult):
+            outcome.dispatched = answer
+        else:
+            outcome.error = f"{type(answer).__name__}: {answer}"
+            logger.warning("Notice %s could not be sent: %s", outcome.notice.pk, outcome.error)
     _settle(outcomes, now, result)
 
 
-def _send_one(
-    notice: RenewalNotice, deliveries: list[dict[str, Any]], now: dt.datetime
-) -> _Outcome:
-    """Hand one claimed notice to ``notifications``. A notice's own problem (an unreachable
-    user, a message that cannot be built) is recorded on the outcome, never raised."""
+def _prepare(notice: RenewalNotice, deliveries: list[dict[str, Any]], now: dt.datetime) -> _Outcome:
+    """What to do with one claimed notice: withdraw it (its renewal will not happen), record
+    its user as unreachable, or the request that sends this round's channels."""
     subscription = notice.subscription
     outcome = _Outcome(notice)
     if not (
@@ -164,21 +174,16 @@ def _send_one(
     # Quiet hours count in the zone the send hour was chosen in.
     recipient = replace(recipient, time_zone=subscription.zone)
     channels, key, outcome.fallback = _round(notice, channel_evidence(notice, deliveries), now)
-    if not channels:
-        return outcome  # every channel has its evidence or waits for a receipt
-    url = cancel_url(notice)
-    try:
-        outcome.dispatched = send(
+    if channels:  # else every channel has its evidence or waits for a receipt
+        url = cancel_url(notice)
+        outcome.request = Request(
             recipient,
             Notification(REMINDER, reminder_context(notice, recipient, url), url=url),
             channels=channels,
-            strategy="first_success" if notice.strategy == "first_success" else "all",
             idempotency_key=key,
+            strategy="first_success" if notice.strategy == "first_success" else "all",
             reference=notice_reference(notice.pk),
         )
-    except NotificationsError as exc:
-        outcome.error = f"{type(exc).__name__}: {exc}"
-        logger.warning("Notice %s could not be sent: %s", notice.pk, outcome.error)
     return outcome
 
 
@@ -224,8 +229,8 @@ def reminder_context(notice: RenewalNotice, recipient: Recipient, url: str) -> d
 
 
 def _settle(outcomes: list[_Outcome], now: dt.datetime, result: SweepResult) -> None:
-    """Record what the batch's dispatch calls said, release the leases, and derive each
-    notice's state from its deliveries."""
+    """Record what the batch's dispatch said, release the leases, and derive each notice's
+    state from its deliveries."""
     withdrawn = [o.notice.pk for o in outcomes if o.withdrawn]
     if withdrawn:
         RenewalNotice.objects.filter(pk__in=withdrawn, status=NoticeStatus.SENDING).update(
@@ -235,13 +240,12 @@ def _settle(outcomes: list[_Outcome], now: dt.datetime, result: SweepResult) -> 
     unreachable = {o.notice.pk: o.unreachable for o in outcomes if o.unreachable}
     if unreachable:
         result.missed += len(_miss(unreachable, now))
-    rest = [o for o in outcomes if not (o.withdrawn or o.unreachable)]
-    # One transaction: no other worker sees a released notice before its state is derived.
-    with transaction.atomic():
-        for outcome in rest:
-            _release(outcome, now)
-        states = refresh_notices([o.notice.pk for o in rest], now=now)
-    for status in states.values():
+    released = {
+        o.notice.pk: _released(o, now) for o in outcomes if not (o.withdrawn or o.unreachable)
+    }
+    # Released and derived in one UPDATE: no other worker sees a released notice before
+    # its state is derived.
+    for status in refresh_notices(list(released), now=now, changes=released).values():
         if status in (NoticeStatus.SENT, NoticeStatus.DELIVERED):
             result.sent += 1
         elif status == NoticeStatus.MISSED:
@@ -250,12 +254,13 @@ def _settle(outcomes: list[_Outcome], now: dt.datetime, result: SweepResult) -> 
             result.waiting += 1
 
 
-def _release(outcome: _Outcome, now: dt.datetime) -> None:
-    """Release one notice's lease with its next send time: after quiet hours or the rate
-    limit, after a backoff for a retry, else unchanged (the deliveries decide)."""
+def _released(outcome: _Outcome, now: dt.datetime) -> dict[str, Any]:
+    """The changes that release one notice's lease with its next send time: after quiet
+    hours or the rate limit, after a backoff for a retry, else unchanged (the deliveries
+    decide)."""
     notice = outcome.notice
     dispatched = outcome.dispatched
-    changes: dict[str, Any] = {"lease_until": None, "updated_at": now}
+    changes: dict[str, Any] = {"lease_until": None}
     if dispatched is not None:
         changes["skipped"] = {**notice.skipped, **_channel_skips(dispatched.skipped)}
         errors = [f"{d.channel}: {d.error_code}" for d in dispatched.pending]
@@ -269,7 +274,7 @@ def _release(outcome: _Outcome, now: dt.datetime) -> None:
         changes["last_error"] = f"deferred: {dispatched.reason}"
     elif outcome.error or (dispatched is not None and dispatched.pending):
         changes["send_at"] = _retry_at(notice, now)
-    RenewalNotice.objects.filter(pk=notice.pk, status=NoticeStatus.SENDING).update(**changes)
+    return changes
 
 
 def _channel_skips(skipped: dict[str, str]) -> dict[str, str]:
@@ -416,7 +421,12 @@ def on_delivery_updated(sender: Any, delivery: Delivery, **kwargs: Any) -> None:
         refresh_notices([notice_id])
 
 
-def refresh_notices(notice_ids: Sequence[int], *, now: dt.datetime | None = None) -> dict[int, str]:
+def refresh_notices(
+    notice_ids: Sequence[int],
+    *,
+    now: dt.datetime | None = None,
+    changes: dict[int, dict[str, Any]] | None = None,
+) -> dict[int, str]:
     """Derive each notice's state from its deliveries; return the new statuses.
 
     Given: ``sent`` (or ``delivered``) with the time the evidence names. Accepted by every
@@ -424,11 +434,13 @@ def refresh_notices(notice_ids: Sequence[int], *, now: dt.datetime | None = None
     with no ``delivered_at``. A receipt that reports undelivered or failed takes the evidence
     back, and a fresh round goes to the channels that lost it while the window is open. A user
     reachable on no channel, or a window that closed with no evidence, makes the notice
-    ``missed``, with the alert. Withdrawn notices do not change.
+    ``missed``, with the alert. Withdrawn notices do not change. ``changes`` (by notice id)
+    are applied to notices still being sent, in the same UPDATE.
     """
     if not notice_ids:
         return {}
     now = now or timezone.now()
+    changes = changes or {}
     states: dict[int, str] = {}
     missed: dict[int, str] = {}
     with transaction.atomic():
@@ -439,18 +451,21 @@ def refresh_notices(notice_ids: Sequence[int], *, now: dt.datetime | None = None
             .order_by("pk")
         )
         deliveries = _deliveries_of([n.pk for n in notices])
+        fields = {*_DERIVED_FIELDS, *(name for change in changes.values() for name in change)}
         changed = []
         for notice in notices:
-            before = _derived(notice)
+            before = tuple(getattr(notice, name) for name in fields)
+            if notice.status == NoticeStatus.SENDING:
+                for name, value in changes.get(notice.pk, {}).items():
+                    setattr(notice, name, value)
             reason = _derive(notice, channel_evidence(notice, deliveries.get(notice.pk, [])), now)
             if reason:
                 missed[notice.pk] = reason
-            if _derived(notice) != before:
+            if tuple(getattr(notice, name) for name in fields) != before:
                 notice.updated_at = now
                 changed.append(notice)
             states[notice.pk] = notice.status
-        if changed:
-            RenewalNotice.objects.bulk_update(changed, [*_DERIVED_FIELDS, "updated_at"])
+        update_rows(changed, sorted({*fields, "updated_at"}))
     _alert(missed)
     return states
 
@@ -465,10 +480,6 @@ _DERIVED_FIELDS = (
     "send_at",
     "last_error",
 )
-
-
-def _derived(notice: RenewalNotice) -> tuple[Any, ...]:
-    return tuple(getattr(notice, name) for name in _DERIVED_FIELDS)
 
 
 def _derive(notice: RenewalNotice, evidence: ChannelEvidence, now: dt.datetime) -> str:

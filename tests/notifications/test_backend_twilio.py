@@ -95,7 +95,7 @@ def test_authentication_failure_is_a_backend_error(status: int) -> None:
 def test_backend_error_after_a_sent_message_marks_the_rest_for_retry() -> None:
     fake = FakeProvider(CREATED, reply(401, {"code": 20003, "message": "Authenticate"}))
     messages = [SMSMessage(to="+14155550100", body="x")] * 3
-    results = backend(fake).send_messages(messages)
+    results = backend(fake, concurrency=1).send_messages(messages)
     assert [r.ok for r in results] == [True, False, False]
     assert {r.error_code for r in results[1:]} == {"backend_error"}
     assert not any(r.permanent for r in results)

@@ -181,15 +181,15 @@ def test_a_delivery_inserted_after_the_lookup_is_not_sent_twice(
     monkeypatch, earlier_results, attempts
 ):
     # As if a concurrent call inserted the delivery between this call's lookup and insert.
-    rate_limited_until = dispatch._rate_limited_until
+    recent_firsts = dispatch._recent_firsts
 
     def concurrent_call(*args):
-        monkeypatch.setattr(dispatch, "_rate_limited_until", rate_limited_until)
+        monkeypatch.setattr(dispatch, "_recent_firsts", recent_firsts)
         locmem.next_results.extend(earlier_results)
         send(phone_recipient(), HELLO, channels=("sms",), idempotency_key="k")
-        return rate_limited_until(*args)
+        return recent_firsts(*args)
 
-    monkeypatch.setattr(dispatch, "_rate_limited_until", concurrent_call)
+    monkeypatch.setattr(dispatch, "_recent_firsts", concurrent_call)
     [delivery] = send(phone_recipient(), HELLO, channels=("sms",), idempotency_key="k").deliveries
     assert len(locmem.outbox) == 1
     assert Delivery.objects.get() == delivery

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from notifications.exceptions import InvalidRecipient
-from notifications.models import Device
 from notifications.recipients import Recipient
 
 RESOLVER = "tests.renewals.recipients.resolve"
 
 
 def resolve(user: Any) -> Recipient:
-    devices = list(Device.objects.filter(user=user, active=True).order_by("pk"))
+    devices = sorted((d for d in user.notification_devices.all() if d.active), key=lambda d: d.pk)
     if not user.first_name and not devices:
         raise InvalidRecipient(f"user {user.pk} has no phone number and no active device")
     return Recipient(

@@ -6,11 +6,13 @@ import datetime as dt
 import threading
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection, connections
 from freezegun import freeze_time
 
 from renewals.exceptions import ConsentMissing, GatewayError, IllegalTransition
+from renewals.gateways import gateway_for, gateway_named, get_gateway
 from renewals.models import AuditEvent, NoticeStatus, Status
 from renewals.services import (
     cancel_auto_renewal,
@@ -20,8 +22,10 @@ from renewals.services import (
     sync_gateway,
     sync_pending_gateways,
 )
+from renewals.signals import auto_renewal_changed
 
 from .factories import make_evidence, make_subscription, make_terms, make_user
+from .fakes import RecordingGateway, rolled_back
 
 pytestmark = pytest.mark.django_db
 
@@ -30,41 +34,13 @@ class CrashingGateway(Exception):
     """Not a GatewayError: a bug or an unexpected reply in the gateway code."""
 
 
-class RecordingGateway:
-    """A gateway that remembers calls and can be told to fail."""
-
-    name = "recording"
-    calls: list[tuple[int, bool]] = []
-    failing = False
-
-    def __init__(self, **options):
-        pass
-
-    def set_auto_renew(self, subscription, enabled):
-        if RecordingGateway.failing:
-            raise RecordingGateway.failing
-        RecordingGateway.calls.append((subscription.pk, enabled))
-
-    def hold_renewal(self, subscription, renewal_at):
-        pass
-
-    def release_renewal(self, subscription, renewal_at):
-        pass
-
-    def check(self):
-        return []
-
-
 @pytest.fixture
 def gateway(settings):
-    RecordingGateway.calls = []
-    RecordingGateway.failing = False
-    settings.RENEWALS = {"GATEWAY": {"BACKEND": f"{__name__}.RecordingGateway"}}
-    return RecordingGateway
+    return RecordingGateway.install(settings)
 
 
 @pytest.fixture
-def subscription():
+def subscription(gateway):
     terms = make_terms()
     with freeze_time("2027-02-01 02:00:00+00:00"):
         return subscribe(make_user(), terms, make_evidence(terms), time_zone="Asia/Shanghai")
@@ -83,7 +59,7 @@ def test_cancelling_twice_has_one_effect(subscription, gateway, django_capture_o
     assert not second.changed
     assert callbacks == []
     assert AuditEvent.objects.count() == events
-    assert gateway.calls == [(subscription.pk, False)]
+    assert gateway.calls == [("set_auto_renew", subscription.pk, False)]
     consent = subscription.consents.get()
     assert consent.revoked_via == "one_click_link"
     assert consent.revoked_by == user
@@ -116,12 +92,12 @@ def test_a_failed_gateway_call_is_repaired_by_the_next_sync(
     assert subscription.gateway_sync_pending
     assert gateway.calls == []
 
-    gateway.failing = False
+    gateway.failing = None
     call_command("renewals_reconcile")
     assert "1 of 1 pending subscriptions synced" in capsys.readouterr().out
     subscription.refresh_from_db()
     assert not subscription.gateway_sync_pending
-    assert gateway.calls == [(subscription.pk, False)]
+    assert gateway.calls == [("set_auto_renew", subscription.pk, False)]
     assert sync_pending_gateways() == 0
 
 
@@ -141,7 +117,7 @@ def test_resume_needs_fresh_consent(subscription, gateway, django_capture_on_com
     assert subscription.auto_renew
     assert subscription.consents.filter(revoked_at__isnull=True).count() == 1
     assert subscription.notices.filter(status=NoticeStatus.PLANNED).count() == 1
-    assert gateway.calls[-1] == (subscription.pk, True)
+    assert gateway.calls[-1] == ("set_auto_renew", subscription.pk, True)
 
 
 def test_an_ended_subscription_cannot_resume(gateway):
@@ -192,11 +168,12 @@ class SlowGateway(RecordingGateway):
 def test_a_slow_sync_cannot_land_after_a_newer_one(settings):
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serializes writers; the race needs PostgreSQL.")
-    RecordingGateway.calls, RecordingGateway.failing = [], False
+    SlowGateway.install(settings)
     SlowGateway.first_call_started.clear()
     SlowGateway.go_on.clear()
-    settings.RENEWALS = {"GATEWAY": {"BACKEND": f"{__name__}.SlowGateway"}}
-    subscription = make_subscription(auto_renew=True, gateway_sync_pending=True)
+    subscription = make_subscription(
+        auto_renew=True, gateway_sync_pending=True, gateway=SlowGateway.name
+    )
 
     slow = threading.Thread(target=lambda: (sync_gateway(subscription.pk), connections.close_all()))
     slow.start()  # tells the gateway "on", slowly
@@ -213,7 +190,103 @@ def test_a_slow_sync_cannot_land_after_a_newer_one(settings):
     slow.join()
     cancel.join()
 
-    assert RecordingGateway.calls == [(subscription.pk, True), (subscription.pk, False)]
+    assert RecordingGateway.calls == [
+        ("set_auto_renew", subscription.pk, True),
+        ("set_auto_renew", subscription.pk, False),
+    ]
     subscription.refresh_from_db()
     assert not subscription.auto_renew
     assert not subscription.gateway_sync_pending
+
+
+def test_subscribe_records_the_gateway_that_bills_it(subscription):
+    assert subscription.gateway == "recording"
+    assert AuditEvent.objects.get(kind="subscribed").data["gateway"] == "recording"
+
+
+def test_the_gateway_and_the_receivers_are_told_after_the_commit(
+    subscription, gateway, django_capture_on_commit_callbacks
+):
+    changes = []
+    auto_renewal_changed.connect(lambda **kw: changes.append(kw), weak=False, dispatch_uid="t")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            cancel_auto_renewal(subscription, actor=None, via="system")
+            assert changes == []
+            assert gateway.calls == []
+    finally:
+        auto_renewal_changed.disconnect(dispatch_uid="t")
+    assert [(c["enabled"], c["via"]) for c in changes] == [(False, "system")]
+    assert gateway.calls == [("set_auto_renew", subscription.pk, False)]
+
+
+def test_a_cancel_rolled_back_tells_no_one(
+    subscription, gateway, django_capture_on_commit_callbacks
+):
+    changes = []
+    auto_renewal_changed.connect(lambda **kw: changes.append(kw), weak=False, dispatch_uid="t")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            rolled_back(lambda: cancel_auto_renewal(subscription, actor=None, via="system"))
+    finally:
+        auto_renewal_changed.disconnect(dispatch_uid="t")
+    assert changes == []
+    assert gateway.calls == []
+    subscription.refresh_from_db()
+    assert subscription.auto_renew
+
+
+def test_a_failing_receiver_does_not_undo_the_cancel_nor_stop_the_gateway(
+    subscription, gateway, django_capture_on_commit_callbacks, caplog
+):
+    def broken(**kwargs):
+        raise ValueError("a receiver's bug")
+
+    auto_renewal_changed.connect(broken, weak=False, dispatch_uid="t")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            result = cancel_auto_renewal(subscription, actor=None, via="system")
+    finally:
+        auto_renewal_changed.disconnect(dispatch_uid="t")
+    assert result.changed
+    assert gateway.calls == [("set_auto_renew", subscription.pk, False)]
+    assert "a receiver's bug" in caplog.text
+
+
+def test_the_sync_goes_to_the_gateway_that_bills_the_subscription(
+    subscription, gateway, settings, django_capture_on_commit_callbacks
+):
+    # New subscriptions now go to LocalGateway; this one stays with the "recording" processor.
+    settings.RENEWALS = {
+        "GATEWAY": {"BACKEND": "renewals.gateways.local.LocalGateway"},
+        "GATEWAYS": {"recording": {"BACKEND": "tests.renewals.fakes.RecordingGateway"}},
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        cancel_auto_renewal(subscription, actor=None, via="system")
+    assert gateway.calls == [("set_auto_renew", subscription.pk, False)]
+    subscription.refresh_from_db()
+    assert not subscription.gateway_sync_pending
+    assert gateway_for(subscription) is gateway_named("recording")
+    assert gateway_for(make_subscription(gateway="local")) is get_gateway()
+
+
+def test_an_unknown_gateway_leaves_the_sync_pending(
+    gateway, django_capture_on_commit_callbacks, caplog
+):
+    subscription = make_subscription(gateway="gone")
+    with django_capture_on_commit_callbacks(execute=True):
+        cancel_auto_renewal(subscription, actor=None, via="system")
+    subscription.refresh_from_db()
+    assert subscription.gateway_sync_pending
+    assert gateway.calls == []
+    assert "No billing gateway named 'gone' is configured" in caplog.text
+    with pytest.raises(GatewayError, match=r"RENEWALS\['GATEWAYS'\]\['gone'\]"):
+        gateway_for(subscription)
+
+
+def test_a_gateways_entry_must_be_keyed_by_its_name(settings):
+    settings.RENEWALS = {
+        "GATEWAYS": {"stripe": {"BACKEND": "tests.renewals.fakes.RecordingGateway"}}
+    }
+    with pytest.raises(ImproperlyConfigured, match="named 'recording'; the key must be"):
+        gateway_named("stripe")

@@ -13,6 +13,7 @@ from renewals.services import cancel_auto_renewal, renewal_gate, subscribe
 from renewals.signals import renewal_held
 
 from .factories import make_evidence, make_subscription, make_terms, make_user
+from .fakes import rolled_back
 
 pytestmark = pytest.mark.django_db
 
@@ -43,20 +44,37 @@ def test_allowed_when_the_notice_went_out_in_its_window(subscription):
     assert event.data["allowed"] is True
 
 
+@pytest.fixture
+def held():
+    """The ``renewal_held`` signals sent."""
+    sent = []
+    renewal_held.connect(lambda **kw: sent.append(kw), weak=False, dispatch_uid="t")
+    yield sent
+    renewal_held.disconnect(dispatch_uid="t")
+
+
 @pytest.mark.parametrize("late", [dt.timedelta(seconds=1), dt.timedelta(days=1)])
-def test_a_notice_given_after_the_window_closed_holds_the_charge(subscription, late):
+def test_a_notice_given_after_the_window_closed_holds_the_charge(
+    subscription, late, held, django_capture_on_commit_callbacks
+):
     renewal_at = subscription.next_renewal_at
     _give(subscription, renewal_at - dt.timedelta(days=5) + late)
-    held = []
-    renewal_held.connect(lambda **kw: held.append(kw), weak=False, dispatch_uid="t")
-    try:
+    with django_capture_on_commit_callbacks(execute=True):
         decision = renewal_gate(subscription, renewal_at)
-    finally:
-        renewal_held.disconnect(dispatch_uid="t")
+        assert held == []  # not before the decision is committed
     assert not decision.allowed
     assert decision.remedy == GateRemedy.DEFER
     assert "renewal-reminder" in decision.reasons[0]
     assert held[0]["decision"] == decision
+
+
+def test_a_refusal_rolled_back_is_not_announced(
+    subscription, held, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        rolled_back(lambda: renewal_gate(subscription, subscription.next_renewal_at))
+    assert held == []
+    assert not AuditEvent.objects.filter(kind="renewal_gate").exists()
 
 
 def test_exactly_five_days_before_still_counts(subscription):

@@ -1,0 +1,216 @@
+"""Renewal notices sent per second by the sweep, end to end, on the configured database.
+
+Run: ``DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_DB_SUFFIX=_sbench
+python bench/sweep_throughput.py [N]`` (SQLite in memory without DATABASE_URL). Uses
+``tests.settings``, creates and migrates a throwaway test database, makes N subscribers
+(default 5000) with a phone number and a push device, and a ``cn`` notice due now for each
+(one SMS and one push), then times ``renewals.tasks.send_due_notices()``:
+
+- through the dummy backends (what the package itself costs);
+- through providers that answer after 100 ms (Twilio for SMS, FCM for push, over a fake
+  httpx transport, so the real request-building code runs), with their default concurrency;
+- and, beside each, the same notices sent one ``dispatch.send`` call per channel group and
+  notice, the way a task per reminder does it.
+
+Prints a table; asserts nothing about timings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+os.environ.setdefault("TEST_DB_SUFFIX", "_sbench")
+
+import django
+
+django.setup()
+
+import httpx  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from notifications.dispatch import Notification, send  # noqa: E402
+from notifications.models import Delivery, Device  # noqa: E402
+from renewals.links import cancel_url  # noqa: E402
+from renewals.models import NoticeStatus, RenewalNotice, Subscription  # noqa: E402
+from renewals.notice_messages import REMINDER  # noqa: E402
+from renewals.services.sweep import notice_reference, reminder_context  # noqa: E402
+from renewals.tasks import send_due_notices  # noqa: E402
+from tests.renewals.factories import make_terms  # noqa: E402
+from tests.renewals.recipients import RESOLVER, resolve  # noqa: E402
+
+PROVIDER_DELAY = 0.1
+
+DUMMY = {
+    "sms": {"BACKEND": "notifications.backends.dummy.SMSBackend"},
+    "push": {"BACKEND": "notifications.backends.dummy.PushBackend"},
+}
+
+
+def slow_transport(reply: Callable[[httpx.Request], httpx.Response]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        time.sleep(PROVIDER_DELAY)
+        return reply(request)
+
+    return httpx.MockTransport(handler)
+
+
+def twilio_reply(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(201, json={"sid": "SM" + os.urandom(8).hex(), "status": "queued"})
+
+
+def fcm_reply(request: httpx.Request) -> httpx.Response:
+    if request.url.path.endswith("/token"):
+        return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+    return httpx.Response(200, json={"name": "projects/p/messages/" + os.urandom(8).hex()})
+
+
+def slow_providers() -> dict[str, Any]:
+    from tests.notifications.test_backend_fcm import SERVICE_ACCOUNT
+
+    return {
+        "sms": {
+            "BACKEND": "notifications.backends.twilio.TwilioSMSBackend",
+            "OPTIONS": {
+                "account_sid": "AC" + "0" * 32,
+                "auth_token": "secret",
+                "from_number": "+15005550006",
+                "transport": slow_transport(twilio_reply),
+            },
+        },
+        "push": {
+            "BACKEND": "notifications.backends.fcm.FCMBackend",
+            "OPTIONS": {
+                "service_account_info": SERVICE_ACCOUNT,
+                "transport": slow_transport(fcm_reply),
+            },
+        },
+    }
+
+
+def make_due_notices(count: int) -> None:
+    """``count`` subscribers, each with a phone, a device and a ``cn`` notice due now."""
+    now = timezone.now()
+    user_model = get_user_model()
+    start = user_model.objects.count()
+    users = user_model.objects.bulk_create(
+        user_model(username=f"bench{start + i}", first_name=f"+86138{start + i:08d}")
+        for i in range(count)
+    )
+    Device.objects.bulk_create(
+        Device(user=user, platform="android", provider="", token=f"tok-{user.pk}") for user in users
+    )
+    terms = make_terms()
+    renewal = now + dt.timedelta(days=5, hours=12)
+    subscriptions = Subscription.objects.bulk_create(
+        Subscription(
+            user=user,
+            terms=terms,
+            policy="cn",
+            status="active",
+            auto_renew=True,
+            current_period_start=now,
+            next_renewal_at=renewal,
+            time_zone="Asia/Shanghai",
+        )
+        for user in users
+    )
+    RenewalNotice.objects.bulk_create(
+        RenewalNotice(
+            subscription=subscription,
+            renewal_at=renewal,
+            policy="cn",
+            rule_id="renewal-reminder",
+            window_opens_at=renewal - dt.timedelta(days=7),
+            window_closes_at=renewal - dt.timedelta(days=5),
+            send_at=now - dt.timedelta(minutes=1),
+            time_zone="Asia/Shanghai",
+            channels=["sms", "push"],
+        )
+        for subscription in subscriptions
+    )
+
+
+def send_one_by_one() -> int:
+    """The due notices sent as a task per reminder would: one ``dispatch.send`` each."""
+    notices = RenewalNotice.objects.filter(status=NoticeStatus.PLANNED).select_related(
+        "subscription__user", "subscription__terms"
+    )
+    sent = 0
+    for notice in notices:
+        recipient = resolve(notice.subscription.user)
+        url = cancel_url(notice)
+        send(
+            recipient,
+            Notification(REMINDER, reminder_context(notice, recipient, url), url=url),
+            channels=notice.channels,
+            idempotency_key=f"notice:{notice.pk}",
+            reference=notice_reference(notice.pk),
+        )
+        RenewalNotice.objects.filter(pk=notice.pk).update(status=NoticeStatus.SENT)
+        sent += 1
+    return sent
+
+
+@contextmanager
+def backends(config: dict[str, Any]) -> Iterator[None]:
+    with override_settings(
+        NOTIFICATIONS={"BACKENDS": config, "RECIPIENT_RESOLVER": RESOLVER, "RATE_LIMIT": None}
+    ):
+        yield
+
+
+def timed(count: int, config: dict[str, Any], work: Callable[[], Any]) -> tuple[float, int]:
+    """Seconds to send ``count`` due notices with ``work``, and the SQL statements it ran."""
+    make_due_notices(count)
+    with backends(config), CaptureQueriesContext(connection) as captured:
+        started = time.perf_counter()
+        work()
+        seconds = time.perf_counter() - started
+    given = RenewalNotice.objects.filter(status=NoticeStatus.SENT).count()
+    assert given == count, f"{given} of {count} notices given"
+    assert Delivery.objects.count() == 2 * count
+    RenewalNotice.objects.all().delete()
+    Delivery.objects.all().delete()
+    return seconds, len(captured)
+
+
+def main(count: int, slow_count: int) -> None:
+    creation = connection.creation
+    name = creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        rows = []
+        for label, config, n in (
+            ("dummy backends", DUMMY, count),
+            (f"providers answering after {PROVIDER_DELAY * 1000:.0f} ms", None, slow_count),
+        ):
+            config = config or slow_providers()
+            sweep, statements = timed(n, config, send_due_notices)
+            single, _ = timed(n, config, send_one_by_one)
+            rows.append((label, n, n / sweep, statements / n, n / single, single / sweep))
+    finally:
+        creation.destroy_test_db(name, verbosity=0)
+    print(f"\nsend_due_notices, {connection.vendor}, a cn notice = 1 SMS + 1 push\n")
+    header = ("backends", "notices", "sweep/s", "SQL per notice", "one by one/s", "ratio")
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    for label, n, rate, per, single_rate, ratio in rows:
+        print(f"{label} | {n} | {rate:,.0f} | {per:.2f} | {single_rate:,.0f} | {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 5000,
+        int(sys.argv[2]) if len(sys.argv) > 2 else 1000,
+    )

@@ -1,0 +1,50 @@
+"""update_rows saves the named fields of many rows in one statement."""
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from notifications.db import update_rows
+from notifications.models import Delivery
+
+from .test_status import make_delivery
+
+pytestmark = pytest.mark.django_db
+AT = dt.datetime(2027, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+def test_named_fields_of_every_row_are_saved_in_one_statement():
+    deliveries = [make_delivery(key=f"k{i}:sms") for i in range(3)]
+    for i, delivery in enumerate(deliveries):
+        delivery.status = "sent"
+        delivery.sent_at = AT + dt.timedelta(seconds=i)
+        delivery.error_message = "" if i else "说明 'quoted' \\ %s"
+        delivery.attempts = i
+        delivery.reference = "not saved"
+    with CaptureQueriesContext(connection) as captured:
+        update_rows(deliveries, ["status", "sent_at", "error_message", "attempts"])
+    assert len(captured) == 1
+    rows = Delivery.objects.order_by("pk").values_list(
+        "status", "sent_at", "error_message", "attempts", "reference"
+    )
+    assert list(rows) == [
+        ("sent", AT, "说明 'quoted' \\ %s", 0, ""),
+        ("sent", AT + dt.timedelta(seconds=1), "", 1, ""),
+        ("sent", AT + dt.timedelta(seconds=2), "", 2, ""),
+    ]
+
+
+def test_null_values_and_an_empty_list_are_fine():
+    delivery = make_delivery(sent_at=AT)
+    delivery.sent_at = None
+    update_rows([delivery], ["sent_at"])
+    update_rows([], ["sent_at"])
+    assert Delivery.objects.get().sent_at is None
+
+
+def test_a_name_that_is_not_a_column_is_refused():
+    delivery = make_delivery()
+    with pytest.raises(ValueError, match="not a column"):
+        update_rows([delivery], ["outbox_messages"])
