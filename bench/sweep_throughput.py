@@ -45,7 +45,8 @@ from notifications.models import Delivery, Device  # noqa: E402
 from renewals.links import cancel_url  # noqa: E402
 from renewals.models import NoticeStatus, RenewalNotice, Subscription  # noqa: E402
 from renewals.notice_messages import REMINDER  # noqa: E402
-from renewals.services.sweep import notice_reference, reminder_context  # noqa: E402
+from renewals.services.notice_state import notice_reference  # noqa: E402
+from renewals.services.sweep import reminder_context  # noqa: E402
 from renewals.tasks import send_due_notices  # noqa: E402
 from tests.renewals.factories import make_terms  # noqa: E402
 from tests.renewals.recipients import RESOLVER, resolve  # noqa: E402

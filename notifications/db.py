@@ -10,15 +10,12 @@ from typing import Any
 from django.db import connections, router
 from django.db.models import Field, Model
 
-#: Rows per UPDATE statement.
-CHUNK = 2000
-
 
 def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
-    """Save ``fields`` of every object (all of one model) in one UPDATE per ``CHUNK`` rows.
+    """Save ``fields`` of every object (all of one model) in one UPDATE.
 
-    On PostgreSQL: ``UPDATE … FROM (VALUES …)`` with each column cast to its type; elsewhere
-    Django's ``bulk_update``.
+    On PostgreSQL: ``UPDATE … FROM unnest(…)``, one array parameter per column (the query
+    text stays short however many rows); elsewhere Django's ``bulk_update``.
     """
     if not objs or not fields:
         return
@@ -32,28 +29,69 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
         return
     quote = connection.ops.quote_name
     pk = quote(columns[0][1])
-    names = ", ".join(quote(column) for _, column in columns)
     sets = ", ".join(f"{quote(column)} = v.{quote(column)}" for _, column in columns[1:])
-    first_row = "(" + ", ".join(f"%s::{f.db_type(connection)}" for f, _ in columns) + ")"
-    other_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    for start in range(0, len(objs), CHUNK):
-        chunk = objs[start : start + CHUNK]
-        params = [
-            field.get_db_prep_save(getattr(obj, field.attname), connection)
-            for obj in chunk
-            for field, _ in columns
-        ]
-        values = ", ".join([first_row, *[other_row] * (len(chunk) - 1)])
-        sql = (
-            f"UPDATE {quote(meta.db_table)} AS t SET {sets} FROM (VALUES {values}) "
-            f"AS v({names}) WHERE t.{pk} = v.{pk}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    sql = (
+        f"UPDATE {quote(meta.db_table)} AS t SET {sets} "
+        f"FROM {_unnest(columns, connection)} WHERE t.{pk} = v.{pk}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _arrays(objs, columns, connection))
 
 
-def _column(field: Any) -> tuple[Field[Any, Any], str]:
+def insert_rows(objs: Sequence[Model]) -> None:
+    """Insert every object (all of one model, none saved yet) and set their primary keys.
+
+    On PostgreSQL: ``INSERT … SELECT * FROM unnest(…) RETURNING``, one array parameter per
+    column; elsewhere Django's ``bulk_create``. Raises ``IntegrityError`` as an INSERT does.
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(objs)
+        return
+    meta = model._meta
+    assert meta.pk is not None
+    for obj in objs:
+        for field in meta.local_concrete_fields:
+            if field is not meta.pk:
+                field.pre_save(obj, add=True)  # auto_now_add and the like
+    columns = [_column(field) for field in meta.local_concrete_fields if field is not meta.pk]
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(column) for _, column in columns)
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT * FROM "
+        f"{_unnest(columns, connection)} RETURNING {quote(_column(meta.pk)[1])}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _arrays(objs, columns, connection))
+        ids = [row[0] for row in cursor.fetchall()]
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+Column = tuple["Field[Any, Any]", str]
+
+
+def _column(field: Any) -> Column:
     """A concrete field and its column name."""
     if not isinstance(field, Field) or field.column is None:
         raise ValueError(f"{field!r} is not a column of its model.")
     return field, field.column
+
+
+def _unnest(columns: list[Column], connection: Any) -> str:
+    quote = connection.ops.quote_name
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field, _ in columns)
+    return f"unnest({arrays}) AS v({', '.join(quote(column) for _, column in columns)})"
+
+
+def _arrays(objs: Sequence[Model], columns: list[Column], connection: Any) -> list[list[Any]]:
+    """One list per column of the objects' values, as the database takes them."""
+    return [
+        [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs]
+        for field, _ in columns
+    ]

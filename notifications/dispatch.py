@@ -35,6 +35,7 @@ from django.utils import timezone
 from .backends import channel_backends
 from .backends.base import BaseBackend, SMSBackend
 from .conf import CHANNEL_NAMES, notifications_settings
+from .db import insert_rows
 from .exceptions import BackendError, InvalidRecipient, MessageError, NotificationsError
 from .message_templates import MessageTemplate, Rendered, check_sms_length, get_template
 from .messages import Message, PushMessage, SendResult, SMSMessage
@@ -84,6 +85,11 @@ class DispatchResult:
     def pending(self) -> list[Delivery]:
         """Deliveries still queued after a retryable failure."""
         return [d for d in self.deliveries if d.status == Status.QUEUED]
+
+
+#: How many :func:`send_many` requests share one durable transaction: more makes fewer
+#: statements, fewer bounds what a crash before the commit sends again.
+REQUESTS_PER_TRANSACTION = 100
 
 
 @dataclass(frozen=True)
@@ -171,10 +177,12 @@ def send(
 def send_many(requests: Sequence[Request]) -> list[DispatchResult | NotificationsError]:
     """:func:`send` for many requests, with the same guarantees, in a few statements.
 
-    Requests with strategy ``all`` whose key has no delivery yet are sent together: their
-    deliveries inserted at once, handed to each backend in chunks and recorded with one UPDATE
-    per backend, in one durable transaction. Every other request (a retry, ``first_success``,
-    a key another call inserted meanwhile) goes through :func:`send`. A request's own problem
+    Requests with strategy ``all`` whose key has no delivery yet are sent together,
+    ``REQUESTS_PER_TRANSACTION`` at a time: their deliveries inserted at once, handed to each
+    backend in chunks and recorded with one UPDATE, in one durable transaction (a crash
+    between a provider's answer and the commit resends at most one such group). Every other
+    request (a retry, ``first_success``, a key another call inserted meanwhile) goes through
+    :func:`send`. A request's own problem
     (:class:`~notifications.exceptions.InvalidRecipient`,
     :class:`~notifications.exceptions.MessageError`) is returned in its place.
     """
@@ -204,11 +212,13 @@ def send_many(requests: Sequence[Request]) -> list[DispatchResult | Notification
             batch[index] = call
         else:
             result.deferred_until, result.reason = deferred
-    if batch:
+    indexes = list(batch)
+    for start in range(0, len(indexes), REQUESTS_PER_TRANSACTION):
+        group = {index: batch[index] for index in indexes[start : start + REQUESTS_PER_TRANSACTION]}
         try:
-            _send_batch(batch, results, now)
+            _send_batch(group, results, now)
         except _Collision:
-            for index in batch:
+            for index in group:
                 results[index] = None
     for index, request in enumerate(requests):
         if results[index] is None:
@@ -325,7 +335,7 @@ def _send_batch(
                 rows.append((index, delivery, target))
     with _durable_atomic():
         try:
-            Delivery.objects.bulk_create([delivery for _, delivery, _ in rows])
+            insert_rows([delivery for _, delivery, _ in rows])
         except IntegrityError:
             raise _Collision from None
         by_alias: dict[str, list[tuple[Delivery, _Target]]] = {}

@@ -13,7 +13,7 @@ class RenewalsConfig(AppConfig):
 
         from . import checks  # noqa: F401  (registers the system checks)
         from .notice_messages import register_templates
-        from .services.sweep import on_delivery_updated
+        from .services.notice_state import on_delivery_updated
 
         register_templates()
         delivery_updated.connect(

@@ -15,9 +15,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .conf import DEFAULTS, renewals_settings
 from .exceptions import PolicyError
-from .gateways import get_gateway
+from .gateways import gateway_named, get_gateway
 from .policies import PackStatus, available_packs
 from .policies.checks import check_policies
+from .schedules import intervals
 
 register(check_policies)
 
@@ -31,10 +32,12 @@ def check_settings(
     """Every RENEWALS value is valid, and no key is a typo."""
     messages: list[CheckMessage] = []
     for key in DEFAULTS:
-        if key in ("POLICIES", "DEFAULT_POLICY", "POLICY_RESOLVER", "GATEWAY"):
+        if key in ("POLICIES", "DEFAULT_POLICY", "POLICY_RESOLVER", "GATEWAY", "GATEWAYS"):
             continue  # reported by their own checks
         try:
             getattr(renewals_settings, key)
+            if key == "SCHEDULES":
+                intervals()
         except ImproperlyConfigured as exc:
             messages.append(Error(str(exc), id="renewals.E011"))
     messages += [
@@ -85,16 +88,26 @@ def check_gateway(
     databases: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[CheckMessage]:
-    """The billing gateway can be built, and reports no problem of its own."""
+    """The billing gateways (``GATEWAY`` and each of ``GATEWAYS``) can be built, and report
+    no problem of their own."""
+    messages: list[CheckMessage] = []
     try:
-        gateway = get_gateway()
+        gateways = [get_gateway()]
+        names = [name for name in renewals_settings.GATEWAYS if name != gateways[0].name]
     except ImproperlyConfigured as exc:
-        return [
-            Error(
-                str(exc),
-                hint="Set RENEWALS['GATEWAY']['BACKEND'] to a BillingGateway class, e.g. "
-                "'renewals.gateways.local.LocalGateway'.",
-                id="renewals.E010",
-            )
-        ]
-    return gateway.check()
+        return [_gateway_error(exc)]
+    for name in names:
+        try:
+            gateways.append(gateway_named(name))
+        except ImproperlyConfigured as exc:
+            messages.append(_gateway_error(exc))
+    return messages + [message for gateway in gateways for message in gateway.check()]
+
+
+def _gateway_error(exc: Exception) -> Error:
+    return Error(
+        str(exc),
+        hint="Set RENEWALS['GATEWAY']['BACKEND'] (and each of RENEWALS['GATEWAYS']) to a "
+        "BillingGateway class, e.g. 'renewals.gateways.local.LocalGateway'.",
+        id="renewals.E010",
+    )

@@ -1,12 +1,12 @@
-"""update_rows saves the named fields of many rows in one statement."""
+"""insert_rows and update_rows write many rows in one statement."""
 
 import datetime as dt
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from notifications.db import update_rows
+from notifications.db import insert_rows, update_rows
 from notifications.models import Delivery
 
 from .test_status import make_delivery
@@ -48,3 +48,16 @@ def test_a_name_that_is_not_a_column_is_refused():
     delivery = make_delivery()
     with pytest.raises(ValueError, match="not a column"):
         update_rows([delivery], ["outbox_messages"])
+
+
+def test_inserted_rows_get_their_keys_and_a_duplicate_key_fails_the_insert():
+    rows = [make_delivery(key=f"k{i}:sms", save=False) for i in range(2)]
+    insert_rows(rows)
+    assert [row.pk for row in rows] == list(
+        Delivery.objects.order_by("pk").values_list("pk", flat=True)
+    )
+    assert not rows[0]._state.adding
+    again = [make_delivery(key="k9:sms", save=False), make_delivery(key="k0:sms", save=False)]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(again)
+    assert Delivery.objects.count() == 2

@@ -49,13 +49,36 @@ def test_every_request_is_sent_and_answered_in_order():
     assert set(Delivery.objects.values_list("status", "attempts")) == {("sent", 1)}
 
 
-def test_the_statements_do_not_grow_with_the_number_of_requests():
+def test_the_statements_do_not_grow_with_the_number_of_requests(monkeypatch):
     def statements(count: int, start: int) -> int:
         with CaptureQueriesContext(connection) as captured:
             send_many(requests(count, start=start))
         return len(captured)
 
     assert statements(2, 0) == statements(20, 100)
+    # Each REQUESTS_PER_TRANSACTION requests commit on their own.
+    monkeypatch.setattr(dispatch, "REQUESTS_PER_TRANSACTION", 10)
+    assert statements(20, 200) > statements(10, 300)
+
+
+def test_a_crash_before_a_groups_commit_loses_only_that_group(monkeypatch):
+    monkeypatch.setattr(dispatch, "REQUESTS_PER_TRANSACTION", 2)
+    record = dispatch._record
+    calls = []
+
+    def crash_on_the_second_group(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SystemExit("worker killed")
+        return record(*args)
+
+    monkeypatch.setattr(dispatch, "_record", crash_on_the_second_group)
+    with pytest.raises(SystemExit):
+        send_many(requests(4))
+    assert sorted(Delivery.objects.values_list("idempotency_key", flat=True)) == [
+        "k0:sms",
+        "k1:sms",
+    ]
 
 
 def test_sms_and_push_go_out_together_and_the_push_carries_the_url(django_user_model):

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
 
 
-def make_delivery(key="k:sms", alias="sms", **fields):
+def make_delivery(key="k:sms", alias="sms", *, save=True, **fields):
     values = {
         "channel": "sms",
         "backend_alias": alias,
@@ -30,7 +30,10 @@ def make_delivery(key="k:sms", alias="sms", **fields):
         "queued_at": NOW,
         "provider_message_id": f"id-{key}",
     }
-    return Delivery.objects.create(**(values | fields))
+    delivery = Delivery(**(values | fields))
+    if save:
+        delivery.save()
+    return delivery
 
 
 @pytest.fixture

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from renewals.checks import check_gateway, check_settings
+from renewals.checks import check_base_url, check_gateway, check_settings
 from renewals.conf import renewals_settings
 from renewals.gateways import get_gateway
 from renewals.gateways.local import LocalGateway
+from renewals.links import manage_url
+from renewals.policies import builtin_packs
 
 
 def test_defaults_pass():
@@ -62,3 +64,51 @@ def test_override_settings_reaches_the_gateway(settings):
     first = get_gateway()
     settings.RENEWALS = {"GATEWAY": {"BACKEND": "renewals.gateways.local.LocalGateway"}}
     assert get_gateway() is not first
+
+
+def test_base_url_is_required_while_a_pack_in_force_sends_notices(settings):
+    settings.RENEWALS = {}
+    (error,) = check_base_url()
+    assert error.id == "renewals.E012"
+    assert "RENEWALS['BASE_URL']" in error.msg
+    assert "cn" in error.msg
+    settings.RENEWALS = {"BASE_URL": "https://shop.example"}
+    assert check_base_url() == []
+
+
+def test_base_url_is_not_required_when_no_pack_in_force_sends_notices(settings):
+    silent = {code: {"extends": code, "status": "inactive"} for code in builtin_packs()}
+    settings.RENEWALS = {"POLICIES": silent}
+    assert check_base_url() == []
+
+
+@pytest.mark.parametrize(
+    "value", ["shop.example", "ftp://shop.example", "https://shop.example/?a=1", "https://"]
+)
+def test_base_url_must_be_an_absolute_web_address(settings, value):
+    settings.RENEWALS = {"BASE_URL": value}
+    (error,) = check_settings()
+    assert error.id == "renewals.E011"
+    assert "RENEWALS['BASE_URL']" in error.msg
+
+
+def test_links_are_absolute_from_base_url(settings):
+    settings.RENEWALS = {"BASE_URL": "https://shop.example/", "MANAGE_URL": "/account/subs/"}
+    assert manage_url() == "https://shop.example/account/subs/"
+    settings.RENEWALS = {}
+    with pytest.raises(ImproperlyConfigured, match=r"RENEWALS\['BASE_URL'\]"):
+        manage_url()
+
+
+def test_every_other_gateway_is_built_by_the_check(settings):
+    settings.RENEWALS = {"GATEWAYS": {"stripe": {"BACKEND": "no.such.Gateway"}}}
+    (error,) = check_gateway()
+    assert error.id == "renewals.E010"
+    assert "RENEWALS['GATEWAYS']['stripe']" in error.msg
+
+
+def test_a_bad_schedule_setting_is_an_error(settings):
+    settings.RENEWALS = {"SCHEDULES": {"renewals.no_such_job": 5}}
+    (error,) = check_settings()
+    assert error.id == "renewals.E011"
+    assert "renewals.no_such_job" in error.msg

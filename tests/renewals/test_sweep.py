@@ -19,7 +19,8 @@ from notifications.status import apply_receipt
 from renewals import tasks
 from renewals.models import AuditEvent, NoticeStatus, RenewalNotice
 from renewals.services import plan_notices, record_consent, renewal_gate
-from renewals.services.sweep import claim_due_notices, refresh_notices, send_due_notices
+from renewals.services.notice_state import refresh_notices
+from renewals.services.sweep import claim_due_notices, send_due_notices
 from renewals.signals import notice_missed
 
 from ..concurrency import run_concurrently
@@ -432,3 +433,11 @@ def test_a_notice_for_another_pack_with_a_price_in_another_currency_states_it():
     [sms] = outbox_of(SMSMessage)
     assert "Example Pro" in sms.body
     assert "25.00 USD" in sms.body
+
+
+def test_a_long_sweep_leases_each_batch_from_the_time_it_claims_it():
+    notice = planned()
+    with freeze_time(notice.send_at + dt.timedelta(minutes=10)):
+        assert claim_due_notices(now=notice.send_at, limit=1) == [notice.pk]
+    lease = reload(notice).lease_until
+    assert lease == notice.send_at + dt.timedelta(minutes=10, seconds=300)

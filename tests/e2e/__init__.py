@@ -1,0 +1,1 @@
+"""End-to-end tests: a real ``qcluster`` subprocess against PostgreSQL (``-m e2e``)."""
