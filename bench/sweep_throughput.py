@@ -7,10 +7,14 @@ python bench/sweep_throughput.py [N]`` (SQLite in memory without DATABASE_URL). 
 (one SMS and one push), then times ``renewals.tasks.send_due_notices()``:
 
 - through the dummy backends (what the package itself costs);
+- the same through two worker processes sweeping at once (PostgreSQL only), as a node's
+  qcluster with two workers would;
 - through providers that answer after 100 ms (Twilio for SMS, FCM for push, over a fake
-  httpx transport, so the real request-building code runs), with their default concurrency;
-- and, beside each, the same notices sent one ``dispatch.send`` call per channel group and
-  notice, the way a task per reminder does it.
+  httpx transport, so the real request-building code runs), 100 calls in flight per backend;
+- and, beside each, notices sent one ``dispatch.send`` call each, the way a task per
+  reminder does it (fewer of them: 500, and 10 through the slow providers).
+
+Usage: ``sweep_throughput.py [N] [N_SLOW]`` (defaults 5000 and 2000).
 
 Prints a table; asserts nothing about timings.
 """
@@ -18,7 +22,9 @@ Prints a table; asserts nothing about timings.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +58,8 @@ from tests.renewals.factories import make_terms  # noqa: E402
 from tests.renewals.recipients import RESOLVER, resolve  # noqa: E402
 
 PROVIDER_DELAY = 0.1
+#: Provider calls in flight per backend alias in the slow-provider row.
+CONCURRENCY = 100
 
 DUMMY = {
     "sms": {"BACKEND": "notifications.backends.dummy.SMSBackend"},
@@ -87,6 +95,7 @@ def slow_providers() -> dict[str, Any]:
                 "account_sid": "AC" + "0" * 32,
                 "auth_token": "secret",
                 "from_number": "+15005550006",
+                "concurrency": CONCURRENCY,
                 "transport": slow_transport(twilio_reply),
             },
         },
@@ -94,6 +103,7 @@ def slow_providers() -> dict[str, Any]:
             "BACKEND": "notifications.backends.fcm.FCMBackend",
             "OPTIONS": {
                 "service_account_info": SERVICE_ACCOUNT,
+                "concurrency": CONCURRENCY,
                 "transport": slow_transport(fcm_reply),
             },
         },
@@ -110,7 +120,8 @@ def make_due_notices(count: int) -> None:
         for i in range(count)
     )
     Device.objects.bulk_create(
-        Device(user=user, platform="android", provider="", token=f"tok-{user.pk}") for user in users
+        Device(user=user, platform="android", provider="fcm", token=f"tok-{user.pk}")
+        for user in users
     )
     terms = make_terms()
     renewal = now + dt.timedelta(days=5, hours=12)
@@ -179,39 +190,89 @@ def timed(count: int, config: dict[str, Any], work: Callable[[], Any]) -> tuple[
         started = time.perf_counter()
         work()
         seconds = time.perf_counter() - started
+    check_and_clear(count)
+    return seconds, len(captured)
+
+
+def check_and_clear(count: int) -> None:
     given = RenewalNotice.objects.filter(status=NoticeStatus.SENT).count()
     assert given == count, f"{given} of {count} notices given"
     assert Delivery.objects.count() == 2 * count
     RenewalNotice.objects.all().delete()
     Delivery.objects.all().delete()
-    return seconds, len(captured)
+
+
+def in_processes(count: int, workers: int) -> float:
+    """Seconds from the first worker process's sweep start to the last one's end, with
+    ``workers`` processes sweeping the same ``count`` due notices at once."""
+    make_due_notices(count)
+    url = f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}"
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--child"],
+            env={**os.environ, "DATABASE_URL": url},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    spans = [json.loads(child.communicate(timeout=600)[0].splitlines()[-1]) for child in children]
+    check_and_clear(count)
+    return max(end for _, end in spans) - min(start for start, _ in spans)
+
+
+def child() -> None:
+    """A worker process: one sweep; prints when it began and ended."""
+    with backends(DUMMY):
+        started = time.time()
+        send_due_notices()
+        print(json.dumps([started, time.time()]))
 
 
 def main(count: int, slow_count: int) -> None:
     creation = connection.creation
     name = creation.create_test_db(verbosity=0, autoclobber=True)
+    rows = []
     try:
-        rows = []
-        for label, config, n in (
-            ("dummy backends", DUMMY, count),
-            (f"providers answering after {PROVIDER_DELAY * 1000:.0f} ms", None, slow_count),
-        ):
-            config = config or slow_providers()
-            sweep, statements = timed(n, config, send_due_notices)
-            single, _ = timed(n, config, send_one_by_one)
-            rows.append((label, n, n / sweep, statements / n, n / single, single / sweep))
+        sweep, statements = timed(count, DUMMY, send_due_notices)
+        single, _ = timed(min(count, 500), DUMMY, send_one_by_one)
+        single_rate = min(count, 500) / single
+        rows.append(("dummy, 1 worker", count, count / sweep, statements / count, single_rate))
+        print(rows[-1], file=sys.stderr)
+        if connection.vendor == "postgresql":
+            seconds = in_processes(count, 2)
+            rows.append(("dummy, 2 worker processes", count, count / seconds, None, single_rate))
+            print(rows[-1], file=sys.stderr)
+        sweep, statements = timed(slow_count, slow_providers(), send_due_notices)
+        single, _ = timed(10, slow_providers(), send_one_by_one)
+        rows.append(
+            (
+                f"providers at {PROVIDER_DELAY * 1000:.0f} ms, concurrency {CONCURRENCY}",
+                slow_count,
+                slow_count / sweep,
+                statements / slow_count,
+                10 / single,
+            )
+        )
     finally:
         creation.destroy_test_db(name, verbosity=0)
-    print(f"\nsend_due_notices, {connection.vendor}, a cn notice = 1 SMS + 1 push\n")
+    print(f"\nsend_due_notices on {connection.vendor}; a cn notice = 1 SMS + 1 push\n")
     header = ("backends", "notices", "sweep/s", "SQL per notice", "one by one/s", "ratio")
-    print(" | ".join(header))
-    print(" | ".join("---" for _ in header))
-    for label, n, rate, per, single_rate, ratio in rows:
-        print(f"{label} | {n} | {rate:,.0f} | {per:.2f} | {single_rate:,.0f} | {ratio:.1f}x")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for label, n, rate, per, single_rate in rows:
+        statements_cell = "" if per is None else f"{per:.2f}"
+        print(
+            f"| {label} | {n} | {rate:,.0f} | {statements_cell} | {single_rate:,.1f} "
+            f"| {rate / single_rate:.0f}x |"
+        )
 
 
 if __name__ == "__main__":
-    main(
-        int(sys.argv[1]) if len(sys.argv) > 1 else 5000,
-        int(sys.argv[2]) if len(sys.argv) > 2 else 1000,
-    )
+    if sys.argv[1:] == ["--child"]:
+        child()
+    else:
+        main(
+            int(sys.argv[1]) if len(sys.argv) > 1 else 5000,
+            int(sys.argv[2]) if len(sys.argv) > 2 else 2000,
+        )

@@ -1,5 +1,6 @@
 """A small membership site that uses django-renewals. SQLite, no keys needed."""
 
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -11,7 +12,15 @@ USE_TZ = True
 TIME_ZONE = "Asia/Shanghai"
 LANGUAGE_CODE = "en"
 
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
+# The site, the qcluster and the demo commands write to one file: a write transaction takes
+# the lock when it begins and waits for it, rather than failing with "database is locked".
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": BASE_DIR / "db.sqlite3",
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+    }
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
@@ -55,11 +64,27 @@ TEMPLATES = [
     }
 ]
 
-Q_CLUSTER = {"name": "example", "orm": "default", "workers": 1, "timeout": 60, "retry": 120}
+# The ORM broker on the demo's own database; the schedules (renewals_schedules) are sweeps,
+# so a cluster that was stopped runs each once when it starts, not once per missed interval.
+Q_CLUSTER = {
+    "name": "example",
+    "orm": "default",
+    "workers": 1,
+    "timeout": 60,
+    "retry": 120,
+    "catch_up": False,
+}
 
 RENEWALS = {
     "DEFAULT_POLICY": "cn",
-    "BASE_URL": "http://127.0.0.1:8000",
+    "BASE_URL": "http://" + os.environ.get("DEMO_ADDR", "127.0.0.1:8000"),
     "MANAGE_URL": "subscriptions",
 }
-NOTIFICATIONS: dict = {}
+# No provider: every SMS and push is stored as an OutboxMessage (see the admin).
+NOTIFICATIONS = {
+    "BACKENDS": {
+        "sms": {"BACKEND": "notifications.backends.database.SMSBackend"},
+        "push": {"BACKEND": "notifications.backends.database.PushBackend"},
+    },
+    "RECIPIENT_RESOLVER": "example_project.recipients.resolve_recipient",
+}

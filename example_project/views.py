@@ -27,7 +27,11 @@ def subscribe_to_plan(request: HttpRequest, plan: str) -> HttpResponse:
     if form.is_valid():
         evidence = form.consent_evidence(request, form_id="example_project.subscribe")
         try:
-            subscribe(request.user, terms, evidence, request_key=form.request_key)
+            profile = getattr(request.user, "profile", None)
+            time_zone = profile.time_zone if profile else None  # None: the site's zone
+            subscribe(
+                request.user, terms, evidence, time_zone=time_zone, request_key=form.request_key
+            )
         except ConsentError as error:
             messages.error(request, str(error))
             form = ConsentForm(terms=terms)  # ask again, on the terms offered now

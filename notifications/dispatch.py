@@ -463,6 +463,8 @@ def _targets(
                 device,
             )
         )
+    if not targets:
+        skipped[channel] = "no push alias for the providers of the recipient's devices"
     return targets
 
 
@@ -592,13 +594,16 @@ def _send_side_by_side(
 ) -> list[list[SendResult]]:
     """:func:`_send_all` for each backend's group; thread-safe backends send at the same
     time (SMS and push providers answer in parallel), the others in this thread."""
-    threaded = [group for group in groups if group[0].thread_safe]
-    with ThreadPoolExecutor(max(len(threaded), 1)) as pool:
-        futures = {id(group): pool.submit(_send_all, *group) for group in threaded[1:]}
-        return [
-            futures[id(group)].result() if id(group) in futures else _send_all(*group)
-            for group in groups
-        ]
+    threaded = [group for group in groups if group[0].thread_safe][1:]
+    futures = {id(group): _side_pool.submit(_send_all, *group) for group in threaded}
+    return [
+        futures[id(group)].result() if id(group) in futures else _send_all(*group)
+        for group in groups
+    ]
+
+
+#: Threads for the other backends' groups while this thread sends one.
+_side_pool = ThreadPoolExecutor(4, "notifications-dispatch")
 
 
 def _send_chunk(backend: BaseBackend[Any], messages: list[Message]) -> list[SendResult]:

@@ -152,6 +152,7 @@ class OutboxMessage(models.Model):
     recipient = models.CharField(_("recipient (masked)"), max_length=64)
     title = models.CharField(_("title"), max_length=200, blank=True)
     body = models.TextField(_("body"))
+    url = models.URLField(_("link a tap opens"), max_length=500, blank=True)
     provider_message_id = models.CharField(_("message id"), max_length=64, unique=True)
     delivery = models.ForeignKey(
         Delivery, on_delete=models.CASCADE, null=True, blank=True, related_name="outbox_messages"

@@ -31,6 +31,9 @@ version_ge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$2" ];
 version_gt() { [ "$1" != "$2" ] && version_ge "$1" "$2"; }
 
 # make_venv DIR PYTHON PIP-ARGS...: create (or reuse) a virtualenv and install into it.
+# The install is skipped when the arguments and pyproject.toml are those of the last one
+# (a stamp in the virtualenv records them); the package is installed editable, so a code
+# change needs no reinstall.
 make_venv() {
   local dir=$1 py=$2; shift 2
   if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c 'import sys' 2>/dev/null; then
@@ -38,5 +41,9 @@ make_venv() {
     "$py" -m venv "$dir"
     "$dir/bin/python" -m pip install --quiet --upgrade pip
   fi
+  local stamp
+  stamp=$({ printf '%s\n' "$@"; cat pyproject.toml; } | cksum)
+  [ "$(cat "$dir/.installed" 2>/dev/null)" = "$stamp" ] && return 0
   "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+  echo "$stamp" >"$dir/.installed"
 }

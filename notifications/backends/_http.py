@@ -147,13 +147,26 @@ class RateLimiter:
 
 
 _limiters: dict[tuple[str, float], RateLimiter] = {}
-_limiters_lock = threading.Lock()
+_limiters_lock = threading.Lock()  # guards the limiters and the pools
 
 
 def rate_limiter(alias: str, rate: float) -> RateLimiter:
     """The process's one limiter of ``alias`` at ``rate``, shared by every instance."""
     with _limiters_lock:
         return _limiters.setdefault((alias, rate), RateLimiter(rate))
+
+
+_pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
+
+
+def thread_pool(alias: str, workers: int) -> ThreadPoolExecutor:
+    """The process's pool of ``workers`` threads for ``alias``'s concurrent provider calls,
+    kept between calls (starting threads for every batch costs more than the calls)."""
+    with _limiters_lock:
+        pool = _pools.get((alias, workers))
+        if pool is None:
+            pool = _pools[alias, workers] = ThreadPoolExecutor(workers, f"notifications-{alias}")
+        return pool
 
 
 class HTTPBackend(BaseBackend[M]):
@@ -218,8 +231,8 @@ class HTTPBackend(BaseBackend[M]):
             if self.concurrency == 1 or len(batches) == 1:
                 return self._send_in_order(batches)
             broken = threading.Event()
-            with ThreadPoolExecutor(min(self.concurrency, len(batches))) as pool:
-                outcomes = list(pool.map(lambda batch: self._send_guarded(batch, broken), batches))
+            pool = thread_pool(self.alias, self.concurrency)
+            outcomes = list(pool.map(lambda batch: self._send_guarded(batch, broken), batches))
         finally:
             if opened_here:
                 self.close()

@@ -27,6 +27,7 @@ class _DatabaseBackend:
                 backend_alias=self.alias,
                 recipient=masked_recipient(message),
                 title=message.title if isinstance(message, PushMessage) else "",
+                url=(message.url or "") if isinstance(message, PushMessage) else "",
                 body=message.body,
                 provider_message_id=fake_message_id("db"),
                 delivery_id=message.metadata.get("delivery_id"),

@@ -40,8 +40,4 @@ class Migration(migrations.Migration):
             name='held_renewal_at',
             field=models.DateTimeField(blank=True, help_text='The renewal the gate held at the gateway, released once it is lawful.', null=True, verbose_name='held renewal'),
         ),
-        migrations.AddIndex(
-            model_name='renewalnotice',
-            index=models.Index(condition=models.Q(('status__in', ['planned', 'sending'])), fields=['send_at'], name='renewals_notice_due'),
-        ),
     ]

@@ -80,15 +80,9 @@ class RenewalNotice(models.Model):
                 name="renewals_notice_window_ordered",
             ),
         ]
-        indexes = [
-            models.Index(fields=["status", "send_at"]),
-            # The sweep's claim: only notices still to go out, in send order.
-            models.Index(
-                fields=["send_at"],
-                condition=models.Q(status__in=["planned", "sending"]),
-                name="renewals_notice_due",
-            ),
-        ]
+        # (status, send_at) serves the sweep's claim: status in (planned, sending), send_at
+        # passed, earliest first.
+        indexes = [models.Index(fields=["status", "send_at"])]
 
     def __str__(self) -> str:
         return f"{self.rule_id} before {self.renewal_at:%Y-%m-%d %H:%M} UTC ({self.status})"

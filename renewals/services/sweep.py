@@ -25,6 +25,7 @@ from django.utils import formats, timezone, translation
 
 from notifications.dispatch import DispatchResult, Notification, Request, send_many
 from notifications.exceptions import InvalidRecipient
+from notifications.models import Delivery
 from notifications.recipients import Recipient, get_resolver
 
 from ..conf import renewals_settings
@@ -241,14 +242,16 @@ def _settle(outcomes: list[_Outcome], now: dt.datetime, result: SweepResult) -> 
 
 
 def _released(outcome: _Outcome, now: dt.datetime) -> dict[str, Any]:
-    """The changes that release one notice's lease with its next send time: after quiet
-    hours or the rate limit, after a backoff for a retry, else unchanged (the deliveries
-    decide)."""
+    """The changes that release one notice's lease with its next send time: when quiet
+    hours or the rate limit end, or after a backoff unless every channel sent to was
+    accepted or is out of reach (the deliveries decide the rest). A released notice is never
+    due again at once, so one sweep never takes it twice."""
     notice = outcome.notice
     dispatched = outcome.dispatched
     changes: dict[str, Any] = {"lease_until": None}
     if dispatched is not None:
-        changes["skipped"] = {**notice.skipped, **_channel_skips(dispatched.skipped)}
+        skips = _channel_skips(dispatched.skipped)
+        changes["skipped"] = {**notice.skipped, **skips}
         errors = [f"{d.channel}: {d.error_code}" for d in dispatched.pending]
         changes["last_error"] = "; ".join(errors)
     if outcome.error:
@@ -258,9 +261,24 @@ def _released(outcome: _Outcome, now: dt.datetime) -> dict[str, Any]:
     if dispatched is not None and dispatched.deferred_until is not None:
         changes["send_at"] = dispatched.deferred_until
         changes["last_error"] = f"deferred: {dispatched.reason}"
-    elif outcome.error or (dispatched is not None and dispatched.pending):
+    elif outcome.request is not None and not _all_answered(outcome.request, dispatched):
         changes["send_at"] = _retry_at(notice, now)
     return changes
+
+
+def _all_answered(request: Request, dispatched: DispatchResult | None) -> bool:
+    """Every channel of ``request`` was accepted by a provider, or refused or skipped for
+    good: nothing of this round is left to try."""
+    if dispatched is None:
+        return False
+    if request.strategy == "first_success" and dispatched.accepted:
+        return True
+    done = {
+        delivery.channel
+        for delivery in dispatched.deliveries
+        if delivery.status != Delivery.Status.QUEUED
+    }
+    return all(channel in done or channel in dispatched.skipped for channel in request.channels)
 
 
 def _channel_skips(skipped: dict[str, str]) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The admin shows devices and deliveries without full tokens or numbers, read-only."""
+"""The admin shows devices, deliveries and stored messages without full tokens or numbers;
+deliveries and messages read-only."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from notifications.models import Delivery, Device
+from notifications.models import Delivery, Device, OutboxMessage
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +68,36 @@ def test_deliveries_cannot_be_deleted(admin_client, delivery):
     changelist = reverse("admin:notifications_delivery_changelist")
     admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [delivery.pk]})
     assert Delivery.objects.filter(pk=delivery.pk).exists()
+
+
+@pytest.fixture
+def outbox_message(delivery):
+    return OutboxMessage.objects.create(
+        channel="sms",
+        backend_alias="sms",
+        recipient="+86 138****5678",
+        body="Your plan renews on 1 June. Turn off auto-renewal: https://shop.example/manage/",
+        provider_message_id="db-1",
+        delivery=delivery,
+    )
+
+
+def test_stored_messages_are_listed_with_their_delivery(admin_client, outbox_message):
+    page = admin_client.get(reverse("admin:notifications_outboxmessage_changelist"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Turn off auto-renewal: https://shop.example/manage/" in html
+    assert "+86 138****5678" in html
+    delivery_url = reverse("admin:notifications_delivery_change", args=[outbox_message.delivery_id])
+    assert f'href="{delivery_url}"' in html
+
+
+def test_stored_messages_are_read_only(admin_client, outbox_message):
+    change = reverse("admin:notifications_outboxmessage_change", args=[outbox_message.pk])
+    assert admin_client.get(change).status_code == 200
+    admin_client.post(change, {"body": "edited"})
+    outbox_message.refresh_from_db()
+    assert outbox_message.body.startswith("Your plan renews")
+    assert admin_client.get(reverse("admin:notifications_outboxmessage_add")).status_code == 403
+    delete = reverse("admin:notifications_outboxmessage_delete", args=[outbox_message.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403

@@ -1,4 +1,5 @@
 import io
+from dataclasses import replace
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -156,9 +157,10 @@ def test_dummy_accepts_and_discards():
 
 @pytest.mark.django_db
 def test_database_backend_stores_messages():
-    results = database.PushBackend("phone").send_messages([PUSH])
+    results = database.PushBackend("phone").send_messages([replace(PUSH, url="https://x.test/c")])
     database.SMSBackend("phone").send_messages([SMS])
     push, sms = OutboxMessage.objects.order_by("pk")
+    assert (push.url, sms.url) == ("https://x.test/c", "")
     assert (push.channel, push.title, push.body, push.recipient) == (
         "push",
         "Hi",

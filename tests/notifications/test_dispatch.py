@@ -333,6 +333,14 @@ def test_push_goes_through_the_alias_of_each_devices_provider(user, provider_dev
     assert Device.objects.filter(active=True).count() == 3
 
 
+def test_push_is_skipped_when_no_alias_serves_any_device(user, provider_devices):
+    with configure(BACKENDS=PROVIDER_BACKENDS, CHANNELS={"sms": "sms", "push": {"fcm": "fcm"}}):
+        Device.objects.exclude(provider="jpush").update(active=False)
+        result = send(user, HELLO, channels=("push",), idempotency_key="k")
+    assert result.deliveries == []
+    assert result.skipped["push"] == "no push alias for the providers of the recipient's devices"
+
+
 @pytest.mark.parametrize(
     ("alias", "providers"), [("fcm", {"fcm"}), ("push", {"fcm", "apns", "jpush"})]
 )

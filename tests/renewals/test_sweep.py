@@ -441,3 +441,21 @@ def test_a_long_sweep_leases_each_batch_from_the_time_it_claims_it():
         assert claim_due_notices(now=notice.send_at, limit=1) == [notice.pk]
     lease = reload(notice).lease_until
     assert lease == notice.send_at + dt.timedelta(minutes=10, seconds=300)
+
+
+def test_a_device_no_backend_serves_leaves_push_skipped_and_sms_gives_the_notice(settings):
+    settings.NOTIFICATIONS = {
+        **settings.NOTIFICATIONS,
+        "BACKENDS": {
+            "sms": {"BACKEND": "notifications.backends.locmem.SMSBackend"},
+            "fcm": {"BACKEND": "tests.notifications.helpers.FCMPush"},
+        },
+        "CHANNELS": {"sms": "sms", "push": {"fcm": "fcm"}},
+    }
+    notice = planned()  # its device's provider is "fcm"; make it one nothing serves
+    Device.objects.update(provider="huawei")
+    result = sweep_at(notice.send_at)
+    notice = reload(notice)
+    assert (result.claimed, result.sent) == (1, 1)
+    assert notice.status == NoticeStatus.SENT
+    assert "no push alias" in notice.skipped["push"]
