@@ -23,6 +23,11 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
     meta = model._meta
     assert meta.pk is not None
     columns = [_column(meta.pk), *(_column(meta.get_field(name)) for name in fields)]
+    if len(objs) == 1:  # a plain UPDATE is cheaper to plan than the array form
+        model._default_manager.filter(pk=objs[0].pk).update(
+            **{name: getattr(objs[0], name) for name in fields}
+        )
+        return
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":
         model._default_manager.bulk_update(objs, fields)

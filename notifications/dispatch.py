@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -33,7 +32,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from .backends import channel_backends
-from .backends.base import BaseBackend, SMSBackend
+from .backends.base import BaseBackend, SMSBackend, raised
 from .conf import CHANNEL_NAMES, notifications_settings
 from .db import insert_rows
 from .exceptions import BackendError, InvalidRecipient, MessageError, NotificationsError
@@ -615,13 +614,7 @@ def _send_chunk(backend: BaseBackend[Any], messages: list[Message]) -> list[Send
         logger.warning("Backend %r failed: %s", backend.alias, mask_numbers(str(exc)))
         outcome = SendResult.retry("backend_error", str(exc))
     except Exception as exc:
-        logger.error(
-            "Backend %r raised; %d message(s) stay queued.\n%s",
-            backend.alias,
-            len(messages),
-            mask_numbers("".join(traceback.format_exception(exc))),
-        )
-        outcome = SendResult.retry("backend_exception", f"{type(exc).__name__}: {exc}")
+        outcome = raised(backend.alias, len(messages), exc)
     return [outcome] * len(messages)
 
 

@@ -11,10 +11,8 @@ the real request-building code runs without a network).
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,15 +23,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..exceptions import BackendError, InvalidRecipient, MessageError, MissingExtra
 from ..messages import SendResult
-from ..phone import mask_numbers
-from .base import BaseBackend, M
+from .base import BaseBackend, M, raised
 
 if TYPE_CHECKING:
     import httpx
 
 HTTP_OPTIONS = frozenset({"timeout", "transport", "concurrency", "rate_limit"})
-
-logger = logging.getLogger("notifications.backends")
 
 
 def require(module: str, backend: str, extra: str) -> ModuleType:
@@ -278,15 +273,7 @@ class HTTPBackend(BaseBackend[M]):
             broken.set()
             return exc
         except Exception as exc:
-            logger.error(
-                "Backend %r raised; %d message(s) stay queued.\n%s",
-                self.alias,
-                len(batch),
-                mask_numbers("".join(traceback.format_exception(exc))),
-            )
-            return [SendResult.retry("backend_exception", f"{type(exc).__name__}: {exc}")] * len(
-                batch
-            )
+            return [raised(self.alias, len(batch), exc)] * len(batch)
 
     def _attempt(self, batch: Sequence[M]) -> list[SendResult]:
         """One provider call (after the rate limiter allows it), its usual failures turned

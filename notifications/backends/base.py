@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -10,6 +12,9 @@ from django.core.checks import CheckMessage
 from django.core.exceptions import ImproperlyConfigured
 
 from ..messages import PushMessage, SendResult, SMSMessage
+from ..phone import mask_numbers
+
+logger = logging.getLogger("notifications.backends")
 
 M = TypeVar("M", SMSMessage, PushMessage)
 
@@ -112,3 +117,15 @@ class SMSBackend(BaseBackend[SMSMessage]):
 
 class PushBackend(BaseBackend[PushMessage]):
     channel = "push"
+
+
+def raised(alias: str, messages: int, exc: Exception) -> SendResult:
+    """The retry result for ``messages`` messages of a backend call that raised ``exc``,
+    which is logged with its traceback (numbers masked): they stay queued."""
+    logger.error(
+        "Backend %r raised; %d message(s) stay queued.\n%s",
+        alias,
+        messages,
+        mask_numbers("".join(traceback.format_exception(exc))),
+    )
+    return SendResult.retry("backend_exception", f"{type(exc).__name__}: {exc}")
