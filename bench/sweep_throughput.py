@@ -7,8 +7,8 @@ python bench/sweep_throughput.py [N]`` (SQLite in memory without DATABASE_URL). 
 (one SMS and one push), then times ``renewals.tasks.send_due_notices()``:
 
 - through the dummy backends (what the package itself costs);
-- the same through two worker processes sweeping at once (PostgreSQL only), as a node's
-  qcluster with two workers would;
+- the same through 2 and 4 worker processes sweeping at once (PostgreSQL only), as one
+  node's qcluster with that many workers would;
 - through providers that answer after 100 ms (Twilio for SMS, FCM for push, over a fake
   httpx transport, so the real request-building code runs), 100 calls in flight per backend;
 - and, beside each, notices sent one ``dispatch.send`` call each, the way a task per
@@ -58,8 +58,10 @@ from tests.renewals.factories import make_terms  # noqa: E402
 from tests.renewals.recipients import RESOLVER, resolve  # noqa: E402
 
 PROVIDER_DELAY = 0.1
-#: Provider calls in flight per backend alias in the slow-provider row.
+#: Provider calls in flight per backend alias in the slow-provider rows.
 CONCURRENCY = 100
+#: Worker processes of one node (a qcluster's ``workers``) in the multi-process rows.
+WORKERS = (2, 4)
 
 DUMMY = {
     "sms": {"BACKEND": "notifications.backends.dummy.SMSBackend"},
@@ -202,14 +204,15 @@ def check_and_clear(count: int) -> None:
     Delivery.objects.all().delete()
 
 
-def in_processes(count: int, workers: int) -> float:
+def in_processes(count: int, workers: int, backends_name: str) -> float:
     """Seconds from the first worker process's sweep start to the last one's end, with
-    ``workers`` processes sweeping the same ``count`` due notices at once."""
+    ``workers`` processes (started together) sweeping the same ``count`` due notices."""
     make_due_notices(count)
     url = f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}"
+    start_at = str(time.time() + 3)  # time for every process to import Django first
     children = [
         subprocess.Popen(
-            [sys.executable, __file__, "--child"],
+            [sys.executable, __file__, "--child", backends_name, start_at],
             env={**os.environ, "DATABASE_URL": url},
             stdout=subprocess.PIPE,
             text=True,
@@ -221,9 +224,11 @@ def in_processes(count: int, workers: int) -> float:
     return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
-def child() -> None:
-    """A worker process: one sweep; prints when it began and ended."""
-    with backends(DUMMY):
+def child(backends_name: str, start_at: float) -> None:
+    """A worker process: one sweep from ``start_at``; prints when it began and ended."""
+    config = DUMMY if backends_name == "dummy" else slow_providers()
+    with backends(config):
+        time.sleep(max(0.0, start_at - time.time()))
         started = time.time()
         send_due_notices()
         print(json.dumps([started, time.time()]))
@@ -232,28 +237,47 @@ def child() -> None:
 def main(count: int, slow_count: int) -> None:
     creation = connection.creation
     name = creation.create_test_db(verbosity=0, autoclobber=True)
+    slow = f"providers at {PROVIDER_DELAY * 1000:.0f} ms, {CONCURRENCY} calls in flight"
     rows = []
     try:
         sweep, statements = timed(count, DUMMY, send_due_notices)
         single, _ = timed(min(count, 500), DUMMY, send_one_by_one)
-        single_rate = min(count, 500) / single
-        rows.append(("dummy, 1 worker", count, count / sweep, statements / count, single_rate))
-        print(rows[-1], file=sys.stderr)
-        if connection.vendor == "postgresql":
-            seconds = in_processes(count, 2)
-            rows.append(("dummy, 2 worker processes", count, count / seconds, None, single_rate))
-            print(rows[-1], file=sys.stderr)
+        dummy_single = min(count, 500) / single
+        rows.append(("dummy, 1 worker", count, count / sweep, statements / count, dummy_single))
         sweep, statements = timed(slow_count, slow_providers(), send_due_notices)
         single, _ = timed(10, slow_providers(), send_one_by_one)
+        slow_single = 10 / single
         rows.append(
             (
-                f"providers at {PROVIDER_DELAY * 1000:.0f} ms, concurrency {CONCURRENCY}",
+                f"{slow}, 1 worker",
                 slow_count,
                 slow_count / sweep,
                 statements / slow_count,
-                10 / single,
+                slow_single,
             )
         )
+        if connection.vendor == "postgresql":
+            for workers in WORKERS:
+                seconds = in_processes(count, workers, "dummy")
+                rows.append(
+                    (
+                        f"dummy, {workers} worker processes",
+                        count,
+                        count / seconds,
+                        None,
+                        dummy_single,
+                    )
+                )
+                seconds = in_processes(slow_count, workers, "slow")
+                rows.append(
+                    (
+                        f"{slow}, {workers} worker processes",
+                        slow_count,
+                        slow_count / seconds,
+                        None,
+                        slow_single,
+                    )
+                )
     finally:
         creation.destroy_test_db(name, verbosity=0)
     print(f"\nsend_due_notices on {connection.vendor}; a cn notice = 1 SMS + 1 push\n")
@@ -269,8 +293,8 @@ def main(count: int, slow_count: int) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--child"]:
-        child()
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], float(sys.argv[3]))
     else:
         main(
             int(sys.argv[1]) if len(sys.argv) > 1 else 5000,

@@ -42,8 +42,13 @@ def sms_segments(text: str) -> int:
     (``^{}\\[~]|€``) take two. Anything else is UCS-2: 70 UTF-16 code units in one part, 67 per
     part; characters outside the BMP (emoji) take two.
     """
-    if all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text):
+    characters = set(text)
+    if characters <= GSM7_BASIC | GSM7_EXTENSION:
+        if len(text) + sum(text.count(c) for c in characters & GSM7_EXTENSION) <= 160:
+            return 1  # the common case, without a size per character
         return _count_parts([2 if c in GSM7_EXTENSION else 1 for c in text], 160, 153)
+    if len(text) <= 70 and max(characters) <= "\uffff":
+        return 1
     return _count_parts([2 if ord(c) > 0xFFFF else 1 for c in text], 70, 67)
 
 

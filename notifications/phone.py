@@ -25,22 +25,43 @@ def _e164(number: str, region: str | None) -> str:
     if parsed is None or not phonenumbers.is_valid_number(parsed):
         hint = "" if region else " (no DEFAULT_REGION: write it with a leading '+')"
         raise InvalidRecipient(f"Invalid phone number {mask(number)}{hint}.")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    _remember(e164, _mask_parsed(parsed))  # spares mask() a second parse of the number
+    return e164
 
 
-@functools.lru_cache(maxsize=4096)
 def mask(number: str) -> str:
     """``+8613812345678`` -> ``+86 138****5678``: the country code, then the middle hidden.
 
     Anything that does not parse is masked too, keeping at most its first three and last
     four digits, so no caller can log a full number by accident.
     """
-    try:
-        parsed = phonenumbers.parse(number, None)
-        prefix = f"+{parsed.country_code} "
-        digits = phonenumbers.national_significant_number(parsed)
-    except phonenumbers.NumberParseException:
-        prefix, digits = "", "".join(c for c in number if c.isdigit())
+    masked = _masked.get(number)
+    if masked is None:
+        try:
+            masked = _mask_parsed(phonenumbers.parse(number, None))
+        except phonenumbers.NumberParseException:
+            masked = _hide("", "".join(c for c in number if c.isdigit()))
+        _remember(number, masked)
+    return masked
+
+
+#: Masked forms of numbers seen lately (normalized and raw), at most ``_MASKED_KEPT``.
+_masked: dict[str, str] = {}
+_MASKED_KEPT = 4096
+
+
+def _remember(number: str, masked: str) -> None:
+    if len(_masked) >= _MASKED_KEPT:
+        _masked.clear()
+    _masked[number] = masked
+
+
+def _mask_parsed(parsed: phonenumbers.PhoneNumber) -> str:
+    return _hide(f"+{parsed.country_code} ", phonenumbers.national_significant_number(parsed))
+
+
+def _hide(prefix: str, digits: str) -> str:
     keep_head = min(3, max(len(digits) - 6, 0))
     keep_tail = min(4, max(len(digits) - keep_head - 4, 0))
     hidden = len(digits) - keep_head - keep_tail

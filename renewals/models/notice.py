@@ -24,7 +24,12 @@ PENDING_NOTICE_STATUSES = frozenset({NoticeStatus.PLANNED, NoticeStatus.SENDING}
 
 class RenewalNotice(models.Model):
     subscription = models.ForeignKey(
-        "renewals.Subscription", on_delete=models.PROTECT, related_name="notices"
+        "renewals.Subscription",
+        on_delete=models.PROTECT,
+        related_name="notices",
+        # The unique (subscription, renewal_at, rule_id) index serves every look-up by
+        # subscription; a second index would only slow planning's inserts.
+        db_index=False,
     )
     renewal_at = models.DateTimeField(_("renewal it announces"))
     policy = models.CharField(_("rule pack"), max_length=32)
