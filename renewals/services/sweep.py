@@ -165,6 +165,11 @@ def _prepare(notice: RenewalNotice, deliveries: list[dict[str, Any]], now: dt.da
     except InvalidRecipient as exc:
         outcome.unreachable = str(exc)
         return outcome
+    except Exception as exc:
+        # A resolver's bug fails this notice alone: retried, then missed with the alert.
+        logger.exception("Resolving the recipient of notice %s failed.", notice.pk)
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        return outcome
     # Quiet hours count in the zone the send hour was chosen in.
     recipient = replace(recipient, time_zone=subscription.zone)
     channels, key, outcome.fallback = _round(notice, channel_evidence(notice, deliveries), now)
@@ -261,7 +266,9 @@ def _released(outcome: _Outcome, now: dt.datetime) -> dict[str, Any]:
     if dispatched is not None and dispatched.deferred_until is not None:
         changes["send_at"] = dispatched.deferred_until
         changes["last_error"] = f"deferred: {dispatched.reason}"
-    elif outcome.request is not None and not _all_answered(outcome.request, dispatched):
+    elif outcome.error or (
+        outcome.request is not None and not _all_answered(outcome.request, dispatched)
+    ):
         changes["send_at"] = _retry_at(notice, now)
     return changes
 

@@ -459,3 +459,29 @@ def test_a_device_no_backend_serves_leaves_push_skipped_and_sms_gives_the_notice
     assert (result.claimed, result.sent) == (1, 1)
     assert notice.status == NoticeStatus.SENT
     assert "no push alias" in notice.skipped["push"]
+
+
+def test_a_resolver_that_raises_fails_its_notice_alone_and_is_retried(settings, caplog):
+    broken = planned(subscriber(phone="+8613800000001"))
+    fine = planned()
+    settings.NOTIFICATIONS = {
+        **settings.NOTIFICATIONS,
+        "RECIPIENT_RESOLVER": "tests.renewals.test_sweep.resolve_or_break",
+    }
+    with caplog.at_level(logging.ERROR, logger="renewals.notices"):
+        result = sweep_at(fine.send_at)
+    assert (result.claimed, result.sent, result.waiting) == (2, 1, 1)
+    broken = reload(broken)
+    assert broken.status == NoticeStatus.SENDING
+    assert broken.last_error == "RuntimeError: resolver bug"
+    assert broken.send_at == fine.send_at + dt.timedelta(seconds=300)
+    assert "Resolving the recipient of notice" in caplog.text
+    assert reload(fine).status == NoticeStatus.SENT
+
+
+def resolve_or_break(user):
+    from .recipients import resolve
+
+    if user.first_name == "+8613800000001":
+        raise RuntimeError("resolver bug")
+    return resolve(user)
