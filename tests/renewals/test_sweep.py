@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from freezegun import freeze_time
 
 from notifications.backends import locmem
@@ -485,3 +486,13 @@ def resolve_or_break(user):
     if user.first_name == "+8613800000001":
         raise RuntimeError("resolver bug")
     return resolve(user)
+
+
+def test_a_sweeps_statements_do_not_grow_with_its_batch():
+    def statements(count: int) -> int:
+        notices = [planned() for _ in range(count)]
+        with CaptureQueriesContext(connection) as captured:
+            assert sweep_at(notices[0].send_at).sent == count
+        return len(captured)
+
+    assert statements(2) == statements(6)
