@@ -46,13 +46,12 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from notifications.dispatch import Notification, send  # noqa: E402
+from notifications.dispatch import send  # noqa: E402
 from notifications.models import Delivery, Device  # noqa: E402
 from renewals.links import cancel_url  # noqa: E402
 from renewals.models import NoticeStatus, RenewalNotice, Subscription  # noqa: E402
-from renewals.notice_messages import REMINDER  # noqa: E402
 from renewals.services.notice_state import notice_reference  # noqa: E402
-from renewals.services.sweep import reminder_context  # noqa: E402
+from renewals.services.sweep import reminder  # noqa: E402
 from renewals.tasks import send_due_notices  # noqa: E402
 from tests.renewals.factories import make_terms  # noqa: E402
 from tests.renewals.recipients import RESOLVER, resolve  # noqa: E402
@@ -167,7 +166,7 @@ def send_one_by_one() -> int:
         url = cancel_url(notice)
         send(
             recipient,
-            Notification(REMINDER, reminder_context(notice, recipient, url), url=url),
+            reminder(notice, recipient, url),
             channels=notice.channels,
             idempotency_key=f"notice:{notice.pk}",
             reference=notice_reference(notice.pk),

@@ -9,6 +9,10 @@ the parameter names below are the ones to use when submitting the template text 
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from django.utils import formats, translation
 from pydantic import BaseModel, ConfigDict
 
 from notifications.message_templates import (
@@ -157,3 +161,11 @@ resumed = MessageTemplate(
 def register_templates() -> None:
     """Register the renewal reminder and the cancellation and resumption confirmations."""
     register(reminder, cancelled, resumed)
+
+
+def local_time(instant: dt.datetime, zone: ZoneInfo, locale: str, format_name: str) -> str:
+    """``instant`` in ``zone``, written as ``locale`` writes it (Django's ``format_name``,
+    e.g. ``"DATE_FORMAT"``): pass the locale the message is rendered in, so a date never
+    reads in another language than the text around it."""
+    with translation.override(locale):
+        return formats.date_format(instant.astimezone(zone), format_name)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.db import transaction
-from django.utils import formats, timezone, translation
+from django.utils import timezone
 from django_q.tasks import async_task
 
 from notifications.dispatch import Notification, send
@@ -25,7 +24,7 @@ from notifications.recipients import get_resolver
 
 from ..models import AuditEvent, Subscription
 from ..models.terms import format_amount
-from ..notice_messages import CANCELLED, RESUMED
+from ..notice_messages import CANCELLED, RESUMED, local_time
 from ..policies import get_pack
 from .audit import record_event
 
@@ -97,19 +96,18 @@ def _fields(event: AuditEvent, subscription: Subscription, locale: str) -> dict[
     if event.kind == "auto_renewal_cancelled":
         ends_at = data["service_ends_at"]
         effective = dt.datetime.fromisoformat(ends_at) if ends_at else event.occurred_at
-        return {"service_name": service_name, "effective_date": _local(effective, zone, locale)}
+        return {
+            "service_name": service_name,
+            "effective_date": local_time(effective, zone, locale, "DATETIME_FORMAT"),
+        }
     return {
         "service_name": service_name,
-        "renewal_date": _local(dt.datetime.fromisoformat(data["next_renewal_at"]), zone, locale),
+        "renewal_date": local_time(
+            dt.datetime.fromisoformat(data["next_renewal_at"]), zone, locale, "DATETIME_FORMAT"
+        ),
         "amount": format_amount(Decimal(data["amount"]), data["currency"]),
         "currency": data["currency"],
     }
-
-
-def _local(instant: dt.datetime, zone: ZoneInfo, locale: str) -> str:
-    """``instant``'s date and time in ``zone``, written as ``locale`` writes them."""
-    with translation.override(locale):
-        return formats.date_format(instant.astimezone(zone), "DATETIME_FORMAT")
 
 
 def _skip(event: AuditEvent, reason: str) -> None:

@@ -21,17 +21,18 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Q
-from django.utils import formats, timezone, translation
+from django.utils import timezone
 
 from notifications.dispatch import DispatchResult, Notification, Request, send_many
 from notifications.exceptions import InvalidRecipient
+from notifications.message_templates import get_template
 from notifications.models import Delivery
 from notifications.recipients import Recipient, get_resolver
 
 from ..conf import renewals_settings
 from ..links import cancel_url
 from ..models import PENDING_NOTICE_STATUSES, NoticeStatus, RenewalNotice
-from ..notice_messages import REMINDER
+from ..notice_messages import REMINDER, local_time
 from .notice_state import (
     ChannelEvidence,
     channel_evidence,
@@ -177,7 +178,7 @@ def _prepare(notice: RenewalNotice, deliveries: list[dict[str, Any]], now: dt.da
         url = cancel_url(notice)
         outcome.request = Request(
             recipient,
-            Notification(REMINDER, reminder_context(notice, recipient, url), url=url),
+            reminder(notice, recipient, url),
             channels=channels,
             idempotency_key=key,
             strategy="first_success" if notice.strategy == "first_success" else "all",
@@ -203,21 +204,22 @@ def _fallback_at(notice: RenewalNotice) -> dt.datetime:
     return notice.window_closes_at - dt.timedelta(hours=renewals_settings.FALLBACK_HOURS)
 
 
-def reminder_context(notice: RenewalNotice, recipient: Recipient, url: str) -> dict[str, str]:
-    """The reminder's fields: the renewal's terms, its date in the notice's zone and the
-    recipient's locale, and the cancel link."""
+def reminder(notice: RenewalNotice, recipient: Recipient, url: str) -> Notification:
+    """The reminder: the renewal's terms, its date in the notice's zone, the cancel link,
+    in the template's locale closest to the recipient's (else the terms')."""
     terms = notice.subscription.renewal_terms()
-    local = notice.renewal_at.astimezone(notice.subscription.zone)
-    with translation.override(recipient.locale or terms.locale):
-        renewal_date = formats.date_format(local, "DATE_FORMAT")
-    return {
+    locale = get_template(REMINDER).locale_for(recipient.locale or terms.locale)
+    context = {
         "service_name": terms.service_name,
         "amount": f"{terms.amount:.2f}",
         "currency": terms.currency,
-        "renewal_date": renewal_date,
+        "renewal_date": local_time(
+            notice.renewal_at, notice.subscription.zone, locale, "DATE_FORMAT"
+        ),
         "how_to_cancel": terms.cancellation_method,
         "cancel_url": url,
     }
+    return Notification(REMINDER, context, locale=locale, url=url)
 
 
 def _settle(outcomes: list[_Outcome], now: dt.datetime, result: SweepResult) -> None:

@@ -116,6 +116,14 @@ def test_the_reminder_is_written_in_the_users_locale():
     assert "一键关闭" in sms.body
 
 
+def test_the_date_is_written_in_the_language_of_the_text_around_it():
+    notice = planned(subscriber(locale="fr"))  # no French reminder: the first one, Chinese
+    sweep_at(notice.send_at)
+    [sms] = outbox_of(SMSMessage)
+    assert "2027年3月10日" in sms.body
+    assert "mars" not in sms.body
+
+
 def test_sweeping_again_sends_nothing_more():
     notice = planned()
     sweep_at(notice.send_at)
