@@ -151,29 +151,24 @@ def deliveries_of(notice_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
 
 # --- deriving a notice's state ------------------------------------------------------------
 
-_collecting: ContextVar[set[int] | None] = ContextVar("renewals_collecting", default=None)
+_deferred: ContextVar[bool] = ContextVar("renewals_refresh_deferred", default=False)
 
 
 @contextmanager
-def collecting_refreshes() -> Iterator[set[int]]:
-    """Within the block, delivery updates note their notice instead of refreshing it at
-    once; the caller refreshes them together (the sweep does, once per batch)."""
-    token = _collecting.set(set())
+def refreshes_deferred() -> Iterator[None]:
+    """Within the block, delivery updates do not refresh their notice: the caller refreshes
+    every notice it sent afterwards, together (the sweep does, once per batch)."""
+    token = _deferred.set(True)
     try:
-        yield _collecting.get() or set()
+        yield
     finally:
-        _collecting.reset(token)
+        _deferred.reset(token)
 
 
 def on_delivery_updated(sender: Any, delivery: Delivery, **kwargs: Any) -> None:
     """``delivery_updated`` receiver: a notice's state follows its deliveries."""
     notice_id = notice_id_of(delivery.reference)
-    if notice_id is None:
-        return
-    pending = _collecting.get()
-    if pending is not None:
-        pending.add(notice_id)
-    else:
+    if notice_id is not None and not _deferred.get():
         refresh_notices([notice_id])
 
 
@@ -296,19 +291,15 @@ def miss(reasons: dict[int, str], now: dt.datetime) -> list[int]:
     if not reasons:
         return []
     with transaction.atomic():
-        ids = list(
-            RenewalNotice.objects.select_for_update()
-            .filter(_open_at_close(), pk__in=reasons)
-            .values_list("pk", flat=True)
+        notices = list(
+            RenewalNotice.objects.select_for_update().filter(_open_at_close(), pk__in=reasons)
         )
-        for pk in ids:
-            RenewalNotice.objects.filter(pk=pk).update(
-                status=NoticeStatus.MISSED,
-                missed_at=now,
-                lease_until=None,
-                last_error=reasons[pk],
-                updated_at=now,
-            )
+        for notice in notices:
+            _missed(notice, now, reasons[notice.pk])
+            notice.lease_until = None
+            notice.updated_at = now
+        update_rows(notices, ["status", "missed_at", "last_error", "lease_until", "updated_at"])
+    ids = [notice.pk for notice in notices]
     _alert({pk: reasons[pk] for pk in ids})
     return ids
 

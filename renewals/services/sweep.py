@@ -36,12 +36,12 @@ from ..notice_messages import REMINDER, local_time
 from .notice_state import (
     ChannelEvidence,
     channel_evidence,
-    collecting_refreshes,
     deliveries_of,
     mark_missed,
     miss,
     notice_reference,
     refresh_notices,
+    refreshes_deferred,
     round_key,
 )
 
@@ -138,7 +138,7 @@ def _send_batch(ids: Sequence[int], now: dt.datetime, result: SweepResult) -> No
     deliveries = deliveries_of(ids)
     outcomes = [_prepare(notice, deliveries.get(notice.pk, []), now) for notice in notices]
     to_send = [outcome for outcome in outcomes if outcome.request is not None]
-    with collecting_refreshes():
+    with refreshes_deferred():
         dispatched = send_many([outcome.request for outcome in to_send if outcome.request])
     for outcome, answer in zip(to_send, dispatched, strict=True):
         if isinstance(answer, DispatchResult):
