@@ -10,9 +10,9 @@ leaves the delivery ``queued``: calling :func:`send` again with the same key ret
 those, which is why the key makes retrying safe. A crash after a provider accepted a message
 but before the commit leaves no row, so the next call sends it again: at least once.
 
-:func:`send_many` does the same for many calls at once (the renewals sweep uses it): their
-deliveries are inserted together, handed to each backend in chunks, and recorded with one
-UPDATE per backend, in one durable transaction.
+:func:`send_many` does the same for many calls at once (the renewals sweep uses it): the
+deliveries of up to ``REQUESTS_PER_TRANSACTION`` calls are inserted together, handed to each
+backend in chunks, and recorded with one UPDATE, in one durable transaction.
 """
 
 from __future__ import annotations
