@@ -63,6 +63,15 @@ def planned(user=None, *, renewal=RENEWAL, zone="Asia/Shanghai", **fields) -> Re
     return notice
 
 
+def cn_reminder_with(settings, **rule) -> str:
+    """The code of a pack like ``cn`` whose reminder rule has ``rule``'s fields."""
+    settings.RENEWALS = {
+        **settings.RENEWALS,
+        "POLICIES": {"cn-test": {"extends": "cn", "notices": [{"id": "renewal-reminder", **rule}]}},
+    }
+    return "cn-test"
+
+
 def sweep_at(at: dt.datetime):
     with freeze_time(at):
         return send_due_notices()
@@ -355,16 +364,7 @@ def test_a_receipt_that_says_undelivered_takes_the_evidence_back_and_the_channel
 
 
 def test_a_rule_that_waits_for_receipts_counts_the_notice_given_only_when_delivered(settings):
-    settings.RENEWALS = {
-        **settings.RENEWALS,
-        "POLICIES": {
-            "cn-receipts": {
-                "extends": "cn",
-                "notices": [{"id": "renewal-reminder", "delivered_when": "delivered"}],
-            }
-        },
-    }
-    notice = planned(policy="cn-receipts")
+    notice = planned(policy=cn_reminder_with(settings, delivered_when="delivered"))
     sweep_at(notice.send_at)
     notice = reload(notice)
     assert notice.status == NoticeStatus.SENT
@@ -379,16 +379,7 @@ def test_a_rule_that_waits_for_receipts_counts_the_notice_given_only_when_delive
 
 
 def test_first_success_stops_at_the_first_channel_a_provider_accepts(settings):
-    settings.RENEWALS = {
-        **settings.RENEWALS,
-        "POLICIES": {
-            "cn-either": {
-                "extends": "cn",
-                "notices": [{"id": "renewal-reminder", "strategy": "first_success"}],
-            }
-        },
-    }
-    notice = planned(policy="cn-either")
+    notice = planned(policy=cn_reminder_with(settings, strategy="first_success"))
     with override_settings(SILENCED_SYSTEM_CHECKS=["renewals.E003"]):
         sweep_at(notice.send_at)
     assert reload(notice).status == NoticeStatus.SENT
@@ -397,18 +388,9 @@ def test_first_success_stops_at_the_first_channel_a_provider_accepts(settings):
 
 
 def test_the_fallback_is_tried_as_the_window_nears_its_close(settings):
-    settings.RENEWALS = {
-        **settings.RENEWALS,
-        "POLICIES": {
-            "push-first": {
-                "extends": "cn",
-                "notices": [
-                    {"id": "renewal-reminder", "channels": ["push"], "fallback_channels": ["sms"]}
-                ],
-            }
-        },
-    }
-    notice = planned(policy="push-first")
+    notice = planned(
+        policy=cn_reminder_with(settings, channels=["push"], fallback_channels=["sms"])
+    )
     assert notice.fallback_channels == ["sms"]
     fallback_time = notice.window_closes_at - dt.timedelta(hours=6)
     at = notice.send_at
