@@ -39,6 +39,12 @@ def non_negative_int(name: str, value: Any) -> int:
     return integer(name, value, minimum=0)
 
 
+def positive_number(name: str, value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise ImproperlyConfigured(f"{name} must be a number > 0, got {value!r}.")
+    return float(value)
+
+
 def string(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ImproperlyConfigured(f"{name} must be a non-empty string, got {value!r}.")

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.core.exceptions import ImproperlyConfigured
-
+from ..app_settings import item, positive_int, positive_number
 from ..exceptions import BackendError, InvalidRecipient, MessageError, MissingExtra
 from ..messages import SendResult
 from .base import BaseBackend, M, raised
@@ -185,10 +184,15 @@ class HTTPBackend(BaseBackend[M]):
         for module in ("httpx", *self.requires):
             require(module, self.provider, self.extra)
         self._client: httpx.Client | None = None
-        self.concurrency = _positive(alias, "concurrency", options.get("concurrency", 10), int)
+        options_name = f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS']"
+        self.concurrency = positive_int(
+            item(options_name, "concurrency"), options.get("concurrency", 10)
+        )
         rate = options.get("rate_limit", self.rate_limit_per_second)
         self.limiter = (
-            rate_limiter(alias, _positive(alias, "rate_limit", rate, float)) if rate else None
+            None
+            if rate is None
+            else rate_limiter(alias, positive_number(item(options_name, "rate_limit"), rate))
         )
 
     @property
@@ -300,16 +304,3 @@ class HTTPBackend(BaseBackend[M]):
 
     def send_one(self, message: M) -> SendResult:
         raise NotImplementedError
-
-
-def _positive(alias: str, name: str, value: Any, kind: type[int] | type[float]) -> Any:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number <= 0:
-        raise ImproperlyConfigured(
-            f"NOTIFICATIONS['BACKENDS'][{alias!r}]['OPTIONS'][{name!r}] must be a positive "
-            f"number, got {value!r}."
-        )
-    return number
