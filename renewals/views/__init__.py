@@ -1,0 +1,1 @@
+"""The pages and endpoints through which users act: thin views over ``renewals.services``."""
