@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import Field, Model
+from django.db.models import Field, ForeignKey, Model
 
 
 def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
@@ -94,9 +94,39 @@ def _unnest(columns: list[Column], connection: Any) -> str:
     return f"unnest({arrays}) AS v({', '.join(quote(column) for _, column in columns)})"
 
 
+#: Fields whose values psycopg adapts as they are: their ``get_db_prep_save`` only checks
+#: or coerces what these batch paths already hold (ints, strings, bools, aware datetimes).
+_NATIVE = frozenset(
+    {
+        "AutoField",
+        "BigAutoField",
+        "BigIntegerField",
+        "BooleanField",
+        "CharField",
+        "DateTimeField",
+        "IntegerField",
+        "PositiveIntegerField",
+        "PositiveSmallIntegerField",
+        "SmallIntegerField",
+        "TextField",
+    }
+)
+
+
 def _arrays(objs: Sequence[Model], columns: list[Column], connection: Any) -> list[list[Any]]:
     """One list per column of the objects' values, as the database takes them."""
-    return [
-        [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs]
-        for field, _ in columns
-    ]
+    arrays = []
+    for field, _ in columns:
+        values = [getattr(obj, field.attname) for obj in objs]
+        if _native(field):
+            arrays.append(values)
+        else:
+            arrays.append([field.get_db_prep_save(value, connection) for value in values])
+    return arrays
+
+
+def _native(field: Field[Any, Any]) -> bool:
+    """Whether ``field``'s values (a foreign key's: its target's) go to psycopg unchanged."""
+    target = field.target_field if isinstance(field, ForeignKey) else field
+    kind = target.get_internal_type()
+    return kind in _NATIVE and type(target).__name__ == kind  # not a subclass with its own prep

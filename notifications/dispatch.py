@@ -87,8 +87,9 @@ class DispatchResult:
 
 
 #: How many :func:`send_many` requests share one durable transaction: more makes fewer
-#: statements, fewer bounds what a crash before the commit sends again.
-REQUESTS_PER_TRANSACTION = 100
+#: statements and commits, fewer bounds what a crash before the commit sends again. 500 is
+#: one renewals sweep batch (``RENEWALS["SWEEP_BATCH_SIZE"]``'s default).
+REQUESTS_PER_TRANSACTION = 500
 
 
 @dataclass(frozen=True)

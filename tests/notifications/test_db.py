@@ -61,3 +61,28 @@ def test_inserted_rows_get_their_keys_and_a_duplicate_key_fails_the_insert():
     with pytest.raises(IntegrityError), transaction.atomic():
         insert_rows(again)
     assert Delivery.objects.count() == 2
+
+
+def test_choices_members_are_stored_by_value_and_other_fields_are_prepared():
+    # A TextChoices member goes in as its value ("sent"), never its name ("SENT"); a field
+    # psycopg cannot take as is (JSON) still goes through the field's own preparation.
+    from renewals.models import RenewalNotice
+    from renewals.services import plan_notices
+    from tests.renewals.factories import make_subscription
+
+    deliveries = [make_delivery(key=f"k{i}:sms", save=False) for i in range(2)]
+    for delivery in deliveries:
+        delivery.status = Delivery.Status.SENT
+    insert_rows(deliveries)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+    subscription = make_subscription()
+    plan_notices(subscription)
+    notices = list(RenewalNotice.objects.filter(subscription=subscription))
+    assert notices
+    for notice in notices:
+        notice.skipped = {"push": "no active device"}
+    update_rows(notices, ["skipped"])
+    stored = RenewalNotice.objects.filter(subscription=subscription).values_list(
+        "skipped", flat=True
+    )
+    assert list(stored) == [{"push": "no active device"}] * len(notices)
