@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from operator import eq, ge, le
 from typing import Any, Literal
 
@@ -177,6 +178,11 @@ class NoticeRule(Frozen):
         """
         if renewal_at.utcoffset() is None:
             raise ValueError("renewal_at must be an aware datetime")
+        if renewal_at.tzinfo is dt.UTC:  # as the database gives it: nothing to convert
+            return (
+                renewal_at - dt.timedelta(days=self.earliest_days_before),
+                renewal_at - dt.timedelta(days=self.latest_days_before),
+            )
         at = renewal_at.astimezone(dt.UTC)
         return (
             (at - dt.timedelta(days=self.earliest_days_before)).astimezone(renewal_at.tzinfo),
@@ -234,6 +240,12 @@ class RulePack(Frozen):
         ):
             raise ValueError("effective_until must not be before effective_from")
         return self
+
+    @cached_property
+    def notices_have_conditions(self) -> bool:
+        """Whether any notice rule limits the renewals it covers; when none does, every
+        renewal gets every rule, and no renewal's context needs working out."""
+        return any(rule.applies_to.model_fields_set for rule in self.notices)
 
     def notices_for(self, ctx: RenewalContext) -> tuple[NoticeRule, ...]:
         """The notice rules that cover a renewal described by ``ctx``."""

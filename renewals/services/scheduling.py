@@ -76,9 +76,7 @@ def rules_for(
     pack = get_pack(policy)
     if not pack.in_force_on(renewal_at.date()):
         return ()
-    if not any(rule.applies_to.model_fields_set for rule in pack.notices):
-        # No rule sets a condition (all are left None, matching every renewal): skip
-        # working out the renewal's context, which a batch of a million would notice.
+    if not pack.notices_have_conditions:
         return pack.notices
     context = context_for(
         renewal_at,
