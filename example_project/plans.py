@@ -8,7 +8,7 @@ from django.http import Http404
 
 from renewals.models import RenewalTerms
 
-_CANCEL = "Open My subscriptions and press Switch auto-renewal off. It takes effect at once."
+_CANCEL = "Open My subscriptions and press Turn off auto-renewal. It takes effect at once."
 
 PLANS: dict[str, dict[str, Any]] = {
     "monthly": {

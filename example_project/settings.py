@@ -78,7 +78,6 @@ Q_CLUSTER = {
 RENEWALS = {
     "DEFAULT_POLICY": "cn",
     "BASE_URL": "http://" + os.environ.get("DEMO_ADDR", "127.0.0.1:8000"),
-    "MANAGE_URL": "subscriptions",
 }
 # No provider: every SMS and push is stored as an OutboxMessage (see the admin).
 NOTIFICATIONS = {

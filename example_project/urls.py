@@ -1,18 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
 urlpatterns = [
     path("", views.plans, name="plans"),
     path("subscribe/<slug:plan>/", views.subscribe_to_plan, name="subscribe"),
-    path("subscriptions/", views.my_subscriptions, name="subscriptions"),
-    path(
-        "subscriptions/<int:pk>/auto-renewal-off/",
-        views.switch_auto_renewal_off,
-        name="switch_auto_renewal_off",
-    ),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(template_name="example_project/login.html", next_page="plans"),
@@ -20,4 +14,5 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="plans"), name="logout"),
     path("admin/", admin.site.urls),
+    path("", include("renewals.urls")),
 ]

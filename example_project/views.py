@@ -1,16 +1,18 @@
-"""The demo's pages: thin views over ``renewals.forms`` and ``renewals.services``."""
+"""The demo's pages: thin views over ``renewals.forms`` and ``renewals.services``.
+
+The demo's own pages are the plans and the checkout; "My subscriptions" is the package's
+manage page (``renewals:manage``), shown in the demo's layout by
+``templates/renewals/base.html``.
+"""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.formats import date_format
-from django.views.decorators.http import require_POST
+from django.shortcuts import redirect, render
 
-from renewals.exceptions import ConsentError
+from renewals.exceptions import AlreadySubscribed, CheckoutKeyReused, ConsentError
 from renewals.forms import ConsentForm
-from renewals.models import RevokedVia, Subscription
-from renewals.services import cancel_auto_renewal, subscribe
+from renewals.services import subscribe, trial_available
 
 from .plans import PLANS, current_terms
 
@@ -23,42 +25,30 @@ def plans(request: HttpRequest) -> HttpResponse:
 @login_required
 def subscribe_to_plan(request: HttpRequest, plan: str) -> HttpResponse:
     terms = current_terms(plan)
-    form = ConsentForm(request.POST or None, terms=terms)
+    profile = getattr(request.user, "profile", None)
+    time_zone = profile.time_zone if profile else None  # None: the site's zone
+    offer = {"terms": terms, "time_zone": time_zone}
+    form = ConsentForm(request.POST or None, **offer, trial=trial_available(request.user, terms))
+    context = {"terms": terms}
     if form.is_valid():
-        evidence = form.consent_evidence(request, form_id="example_project.subscribe")
         try:
-            profile = getattr(request.user, "profile", None)
-            time_zone = profile.time_zone if profile else None  # None: the site's zone
             subscribe(
-                request.user, terms, evidence, time_zone=time_zone, request_key=form.request_key
+                request.user,
+                terms,
+                form.consent_evidence(request, form_id="example_project.subscribe"),
+                time_zone=time_zone,
+                request_key=form.request_key,
+                trial=form.agreed_disclosure.trial,
             )
-        except ConsentError as error:
-            messages.error(request, str(error))
-            form = ConsentForm(terms=terms)  # ask again, on the terms offered now
+        except AlreadySubscribed as refused:
+            context["existing"] = refused.existing
+        except CheckoutKeyReused:
+            messages.error(request, "This checkout was already used. Please read the terms again.")
+        except ConsentError:  # e.g. the free trial, taken meanwhile in another tab
+            messages.error(request, "The offer changed. Please read the terms again.")
         else:
             messages.success(request, f"You subscribed to {terms.service_name}.")
-            return redirect("subscriptions")
-    return render(request, "example_project/subscribe.html", {"form": form, "terms": terms})
-
-
-@login_required
-def my_subscriptions(request: HttpRequest) -> HttpResponse:
-    subscriptions = Subscription.objects.filter(user=request.user).select_related("terms")
-    return render(
-        request,
-        "example_project/subscriptions.html",
-        {"subscriptions": subscriptions.order_by("-created_at")},
-    )
-
-
-@login_required
-@require_POST
-def switch_auto_renewal_off(request: HttpRequest, pk: int) -> HttpResponse:
-    subscription = get_object_or_404(Subscription, pk=pk, user=request.user)
-    result = cancel_auto_renewal(subscription, actor=request.user, via=RevokedVia.MANAGE_PAGE)
-    if result.service_ends_at:
-        ends = date_format(subscription.local(result.service_ends_at), "DATE_FORMAT")
-        messages.success(request, f"Auto-renewal is off. Your service runs until {ends}.")
-    else:
-        messages.success(request, "Auto-renewal is off.")
-    return redirect("subscriptions")
+            return redirect("renewals:manage")
+        # Ask again on the terms offered now, with an unticked box.
+        form = ConsentForm(**offer, trial=trial_available(request.user, terms))
+    return render(request, "example_project/subscribe.html", {**context, "form": form})

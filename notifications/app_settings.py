@@ -45,6 +45,19 @@ def positive_number(name: str, value: Any) -> float:
     return float(value)
 
 
+def rate_limit(name: str, value: Any) -> tuple[int, int] | None:
+    """``(max count, window seconds)``, both positive; ``None`` for no limit."""
+    if value is None:
+        return None
+    try:
+        count, seconds = value
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(
+            f"{name} must be None or (max count, window seconds), got {value!r}."
+        ) from None
+    return positive_int(name, count), positive_int(name, seconds)
+
+
 def string(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ImproperlyConfigured(f"{name} must be a non-empty string, got {value!r}.")

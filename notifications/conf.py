@@ -15,6 +15,7 @@ from .app_settings import (
     mapping,
     optional_string,
     positive_int,
+    rate_limit,
     string,
 )
 
@@ -66,18 +67,6 @@ def _quiet_hours(name: str, value: Any) -> tuple[int, int] | None:
     return start, end
 
 
-def _rate_limit(name: str, value: Any) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        count, seconds = value
-    except (TypeError, ValueError):
-        raise ImproperlyConfigured(
-            f"{name} must be None or (max messages, window seconds), got {value!r}."
-        ) from None
-    return positive_int(name, count), positive_int(name, seconds)
-
-
 #: key -> (default, validator)
 DEFAULTS: dict[str, tuple[Any, Validator]] = {
     # Backend aliases. The default prints to stdout: nothing is sent, nothing silently dropped.
@@ -96,7 +85,7 @@ DEFAULTS: dict[str, tuple[Any, Validator]] = {
     # Local hours (start, end) in which nothing is sent, e.g. (21, 8); None: no quiet hours.
     "QUIET_HOURS": (None, _quiet_hours),
     # Per recipient: at most this many notifications in a sliding window of seconds.
-    "RATE_LIMIT": ((10, 3600), _rate_limit),
+    "RATE_LIMIT": ((10, 3600), rate_limit),
     # A rendered SMS longer than this many segments is refused.
     "SMS_MAX_SEGMENTS": (4, positive_int),
     # Hours after which a sent delivery with no receipt becomes "expired".

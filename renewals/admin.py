@@ -29,6 +29,7 @@ from .models import (
     AuditCheckpoint,
     AuditEvent,
     Consent,
+    ContractDeclaration,
     RenewalNotice,
     RenewalTerms,
     RevokedVia,
@@ -170,6 +171,27 @@ class ConsentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ("user", "subscription__terms")
     search_fields = ("=subscription__id", "=terms_hash", "form_id", "=ip_address")
     date_hierarchy = "granted_at"
+
+
+@admin.register(ContractDeclaration)
+class ContractDeclarationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Declarations made through a statutory flow; an ``unmatched`` one names no contract on
+    record, and staff find the consumer's contract and act through the subscription."""
+
+    list_display = (
+        "id",
+        "received_at",
+        "kind",
+        "status",
+        "policy",
+        "contract_number",
+        "subscription",
+        "name",
+    )
+    list_filter = ("status", "kind", "policy", "received_at")
+    list_select_related = ("subscription__terms",)
+    search_fields = ("=contract_number", "name", "email", "phone", "=subscription__id")
+    date_hierarchy = "received_at"
 
 
 #: Columns of the health report that hold a record's id.

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch
 
 from .conf import DEFAULTS, renewals_settings
 from .exceptions import PolicyError
@@ -80,6 +82,30 @@ def check_base_url(
             id="renewals.E012",
         )
     ]
+
+
+@register(Tags.urls)
+def check_manage_url(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """Messages and pages link to ``MANAGE_URL``, so it must resolve."""
+    try:
+        resolve_url(renewals_settings.MANAGE_URL)
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    except NoReverseMatch:
+        return [
+            Error(
+                f"RENEWALS['MANAGE_URL'] {renewals_settings.MANAGE_URL!r} is no URL name "
+                "of this site.",
+                hint="Include renewals.urls (path('', include('renewals.urls'))) for the "
+                "package's manage page, or set RENEWALS['MANAGE_URL'] to your own page.",
+                id="renewals.E013",
+            )
+        ]
+    return []
 
 
 @register()

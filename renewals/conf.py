@@ -14,9 +14,11 @@ from notifications.app_settings import (
     AppSettings,
     Validator,
     backend_config,
+    item,
     mapping,
     non_negative_int,
     positive_int,
+    rate_limit,
     string,
 )
 
@@ -61,6 +63,25 @@ def _gateway(name: str, value: Any) -> Mapping[str, Any]:
     return backend_config(name, value, what="a billing gateway class")
 
 
+#: Scope -> (max requests, window seconds) on the one-click link's pages: 10 a minute per
+#: token, 60 a minute per client IP.
+DEFAULT_LINK_RATE_LIMIT = {"TOKEN": (10, 60), "IP": (60, 60)}
+
+
+def _link_rate_limit(name: str, value: Any) -> dict[str, tuple[int, int] | None]:
+    """``{"TOKEN": rate, "IP": rate}``, each a :func:`rate_limit`; a key left out keeps its
+    default."""
+    unknown = set(mapping(name, value)) - set(DEFAULT_LINK_RATE_LIMIT)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{name} has unknown keys {sorted(unknown)}; use 'TOKEN' and 'IP'."
+        )
+    return {
+        scope: rate_limit(item(name, scope), value.get(scope, default))
+        for scope, default in DEFAULT_LINK_RATE_LIMIT.items()
+    }
+
+
 #: key -> (default, validator)
 DEFAULTS: dict[str, tuple[Any, Validator]] = {
     # The rule pack used when the resolver does not choose another.
@@ -80,7 +101,14 @@ DEFAULTS: dict[str, tuple[Any, Validator]] = {
     # The site's absolute address ("https://example.com"): links in messages start with it.
     "BASE_URL": (None, _base_url),
     # Where a user manages their subscriptions: a URL name or path, as for LOGIN_URL.
-    "MANAGE_URL": ("/", string),
+    "MANAGE_URL": ("renewals:manage", string),
+    # Seconds a rendered consent form stays valid; after that the user reads it again.
+    "CONSENT_FORM_MAX_AGE": (86400, positive_int),
+    # Requests to the one-click link's pages per token and per client IP: (max, seconds) or
+    # None, counted in the default cache.
+    "LINK_RATE_LIMIT": (DEFAULT_LINK_RATE_LIMIT, _link_rate_limit),
+    # Dotted path of ``callable(request) -> user | None``: who is calling the JSON API.
+    "API_AUTHENTICATION": ("renewals.api.auth.session_user", string),
     # How many due notices one sweep claims per batch, and how long a claim holds.
     "SWEEP_BATCH_SIZE": (500, positive_int),
     "LEASE_SECONDS": (300, positive_int),

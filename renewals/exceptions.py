@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import PermissionDenied
+
+if TYPE_CHECKING:
+    from .models import Subscription
+
 
 class RenewalsError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -54,6 +62,44 @@ class ConsentMissing(ConsentError):
         super().__init__(f"No valid consent to {what} is on record.")
 
 
+class TrialAlreadyUsed(ConsentError):
+    def __init__(self, service_name: str) -> None:
+        super().__init__(
+            f"The user already had the free trial of {service_name!r}; show the terms without "
+            "it (ConsentFormMixin(trial=False)) and ask again."
+        )
+        self.service_name = service_name
+
+
+class AlreadySubscribed(RenewalsError):
+    """The user already holds a live subscription to the service: ``existing``."""
+
+    def __init__(self, existing: Subscription) -> None:
+        super().__init__(
+            f"The user already holds live subscription #{existing.pk} to "
+            f"{existing.terms.service_name!r}."
+        )
+        self.existing = existing
+
+
+class CheckoutKeyReused(RenewalsError):
+    """A checkout's ``request_key`` came back from another user, or for other terms."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"This checkout key {reason}.")
+        self.reason = reason
+
+
+class NotAllowed(RenewalsError, PermissionDenied):
+    """The actor may not act for this subscription (Django answers 403 if uncaught)."""
+
+    def __init__(self, actor: Any, subscription: Subscription) -> None:
+        super().__init__(
+            f"User #{actor.pk} may not act for subscription #{subscription.pk}, "
+            "which belongs to another user."
+        )
+
+
 class IllegalTransition(RenewalsError):
     def __init__(self, current: str, target: str) -> None:
         self.current, self.target = str(current), str(target)
@@ -69,3 +115,38 @@ class AuditChainBroken(RenewalsError):
         super().__init__(f"Audit event {event_id} breaks the chain: {reason}.")
         self.event_id = event_id
         self.reason = reason
+
+
+class LinkError(RenewalsError):
+    """A one-click link that cannot be used; the subclass says why.
+
+    Not a ``SuspiciousOperation``: a link cut short by a phone is common and honest, so the
+    view answers it with a page that leads on, not with a security log entry.
+    """
+
+
+class LinkTampered(LinkError):
+    def __init__(self) -> None:
+        super().__init__("The link was changed, or names no reminder it was made for.")
+
+
+class LinkExpired(LinkError):
+    def __init__(self, expired_at: dt.datetime) -> None:
+        super().__init__(f"The link expired at {expired_at.isoformat()}.")
+        self.expired_at = expired_at
+
+
+class WithdrawalRefused(RenewalsError):
+    """A withdrawal the rules do not allow; the subclass says why."""
+
+
+class NoWithdrawalRight(WithdrawalRefused):
+    def __init__(self, policy: str) -> None:
+        super().__init__(f"Rule pack {policy!r} gives no right of withdrawal.")
+        self.policy = policy
+
+
+class WithdrawalPeriodOver(WithdrawalRefused):
+    def __init__(self, deadline: dt.datetime) -> None:
+        super().__init__(f"The withdrawal period ended at {deadline.isoformat()}.")
+        self.deadline = deadline

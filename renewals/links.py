@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 from django.shortcuts import resolve_url
+from django.urls import reverse
 
 from .conf import renewals_settings
 from .models import RenewalNotice
+from .tokens import one_click_token
 
 
 def absolute_url(path: str) -> str:
@@ -26,9 +28,9 @@ def manage_url() -> str:
 
 
 def cancel_url(notice: RenewalNotice) -> str:
-    """The link a reminder carries to switch auto-renewal off.
+    """The one-click link a reminder carries to switch auto-renewal off: the
+    ``renewals:one_click_cancel`` page for ``notice``'s token (:mod:`renewals.tokens`).
 
-    The one function that builds it: the SMS text and the push's ``url`` both use it. Until
-    the one-click cancellation view exists it leads to the manage page.
+    The one function that builds it: the SMS text and the push's ``url`` both use it.
     """
-    return manage_url()
+    return absolute_url(reverse("renewals:one_click_cancel", args=[one_click_token(notice)]))

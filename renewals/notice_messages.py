@@ -25,6 +25,8 @@ from notifications.message_templates import (
 REMINDER = "renewals.reminder"
 CANCELLED = "renewals.cancelled"
 RESUMED = "renewals.resumed"
+CANCELLATION_RECEIVED = "renewals.cancellation_received"
+WITHDRAWN = "renewals.withdrawn"
 
 
 class ReminderFields(BaseModel):
@@ -52,6 +54,14 @@ class ResumedFields(BaseModel):
     renewal_date: str
     amount: str
     currency: str
+
+
+class DeclarationFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    service_name: str
+    contract: str
+    received_at: str
 
 
 reminder = MessageTemplate(
@@ -158,9 +168,64 @@ resumed = MessageTemplate(
 )
 
 
+#: Aliyun and Tencent parameters of the declaration confirmations.
+_DECLARATION_PROVIDERS = {
+    "aliyun": ProviderTemplate(
+        params={"service": "service_name", "contract": "contract", "date": "received_at"}
+    ),
+    "tencent": ProviderTemplate(params={"1": "service_name", "2": "contract", "3": "received_at"}),
+}
+
+cancellation_received = MessageTemplate(
+    key=CANCELLATION_RECEIVED,
+    fields=DeclarationFields,
+    texts={
+        "zh-hans": LocalizedText(
+            sms="【{service_name}】我们已于{received_at}收到您解除合同{contract}的声明。",
+            push_title="{service_name}已收到您的解约声明",
+            push_body="我们已于{received_at}收到您解除合同{contract}的声明。",
+        ),
+        "en": LocalizedText(
+            sms=(
+                "{service_name}: we received your cancellation of contract {contract} on "
+                "{received_at}."
+            ),
+            push_title="{service_name}: cancellation received",
+            push_body="We received your cancellation of contract {contract} on {received_at}.",
+        ),
+    },
+    providers=_DECLARATION_PROVIDERS,
+)
+
+withdrawn = MessageTemplate(
+    key=WITHDRAWN,
+    fields=DeclarationFields,
+    texts={
+        "zh-hans": LocalizedText(
+            sms="【{service_name}】我们已于{received_at}收到您撤回合同{contract}的声明，合同已终止。",
+            push_title="{service_name}已收到您的撤回声明",
+            push_body="我们已于{received_at}收到您撤回合同{contract}的声明，合同已终止。",
+        ),
+        "en": LocalizedText(
+            sms=(
+                "{service_name}: we received your withdrawal from contract {contract} on "
+                "{received_at}. The contract has ended."
+            ),
+            push_title="{service_name}: withdrawal received",
+            push_body=(
+                "We received your withdrawal from contract {contract} on {received_at}. "
+                "The contract has ended."
+            ),
+        ),
+    },
+    providers=_DECLARATION_PROVIDERS,
+)
+
+
 def register_templates() -> None:
-    """Register the renewal reminder and the cancellation and resumption confirmations."""
-    register(reminder, cancelled, resumed)
+    """Register the renewal reminder, the cancellation and resumption confirmations, and the
+    confirmations of a cancellation declared and a withdrawal."""
+    register(reminder, cancelled, resumed, cancellation_received, withdrawn)
 
 
 def local_time(instant: dt.datetime, zone: ZoneInfo, locale: str, format_name: str) -> str:

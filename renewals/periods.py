@@ -37,9 +37,11 @@ def calendar_days(start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> int:
     return (end.astimezone(zone).date() - start.astimezone(zone).date()).days
 
 
-def first_renewal(terms: RenewalTerms, start: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+def first_renewal(
+    terms: RenewalTerms, start: dt.datetime, zone: ZoneInfo, *, trial: bool = True
+) -> dt.datetime:
     """When a subscription to ``terms`` starting at ``start`` first renews: the trial's end,
-    or one term later."""
-    if terms.trial_days:
+    or one term later (also when ``trial`` is false: started without the terms' trial)."""
+    if trial and terms.trial_days:
         return add_interval(start, "day", terms.trial_days, zone)
     return add_interval(start, terms.interval, terms.interval_count, zone)

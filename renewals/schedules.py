@@ -41,6 +41,11 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
     ScheduleSpec(
         "renewals.send_pending_confirmations", "renewals.tasks.send_pending_confirmations", 10
     ),
+    ScheduleSpec(
+        "renewals.apply_scheduled_cancellations",
+        "renewals.tasks.apply_scheduled_cancellations",
+        60,
+    ),
 )
 
 #: ``Schedule.minutes`` is a PositiveSmallIntegerField.

@@ -13,3 +13,13 @@ renewal_held = Signal()
 #: A notice the rules require was not given in its window (or the user cannot be reached on
 #: any channel): an operator should look. Arguments: ``notice``, ``reason``.
 notice_missed = Signal()
+
+#: A consumer declared a contract's end (a statutory cancellation or a withdrawal), whether
+#: or not it named a contract on record; sent once it is committed. Arguments:
+#: ``declaration`` (a :class:`~renewals.models.ContractDeclaration`).
+contract_declared = Signal()
+
+#: A contract was withdrawn from inside its withdrawal period and has ended; sent once it is
+#: committed. The package refunds nothing itself: a receiver refunds what was paid and ends the
+#: processor's subscription at once. Arguments: ``subscription``, ``withdrawn_at``, ``actor``.
+contract_withdrawn = Signal()

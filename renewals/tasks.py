@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from .services import audit, cancellation, confirmations, renewing, sweep
+from .services import audit, cancellation, confirmations, declarations, renewing, sweep
 
 
 def send_due_notices() -> dict[str, int]:
@@ -22,6 +22,12 @@ def run_due_renewals() -> dict[str, int]:
 def send_pending_confirmations() -> int:
     """Send the cancel and resume confirmations a lost queue message left unsent."""
     return confirmations.send_pending_confirmations()
+
+
+def apply_scheduled_cancellations() -> int:
+    """Put into effect the cancellations declared for a later date once the current term
+    includes it (hourly); return how many."""
+    return declarations.apply_scheduled_cancellations()
 
 
 def sync_pending_gateways() -> int:

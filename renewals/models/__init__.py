@@ -2,6 +2,7 @@
 
 from .audit import AuditCheckpoint, AuditEvent
 from .consent import Consent, ConsentChannel, RevokedVia
+from .declaration import ContractDeclaration, DeclarationKind, DeclarationStatus
 from .notice import PENDING_NOTICE_STATUSES, NoticeStatus, RenewalNotice
 from .subscription import LIVE_STATUSES, TRANSITIONS, Status, Subscription
 from .terms import Interval, RenewalTerms
@@ -14,6 +15,9 @@ __all__ = [
     "AuditEvent",
     "Consent",
     "ConsentChannel",
+    "ContractDeclaration",
+    "DeclarationKind",
+    "DeclarationStatus",
     "Interval",
     "NoticeStatus",
     "RenewalNotice",

@@ -24,6 +24,8 @@ class RevokedVia(models.TextChoices):
     ONE_CLICK_LINK = "one_click_link", _("one-click link in a notice")
     MANAGE_PAGE = "manage_page", _("manage page")
     API = "api", _("API")
+    CANCELLATION_BUTTON = "cancellation_button", _("statutory cancellation button")
+    WITHDRAWAL = "withdrawal", _("withdrawal function")
     ADMIN = "admin", _("admin")
     GATEWAY = "gateway", _("billing gateway")
     SUPPORT = "support", _("customer support")

@@ -7,6 +7,8 @@ import datetime as dt
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from notifications.models import Delivery
+
 
 class NoticeStatus(models.TextChoices):
     PLANNED = "planned", _("planned")
@@ -91,6 +93,11 @@ class RenewalNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule_id} before {self.renewal_at:%Y-%m-%d %H:%M} UTC ({self.status})"
+
+    @property
+    def channel_labels(self) -> list[str]:
+        """The channels it goes out on, named as users read them ("SMS", "Push")."""
+        return [str(Delivery.Channel(channel).label) for channel in self.channels]
 
     @property
     def given_at(self) -> dt.datetime | None:

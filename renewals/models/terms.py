@@ -28,6 +28,7 @@ HASHED_FIELDS = (
     "interval",
     "interval_count",
     "trial_days",
+    "trial_once_per_user",
     "renewal_wording",
     "cancellation_method",
     "locale",
@@ -93,6 +94,11 @@ class RenewalTerms(InsertOnly):
     interval = models.CharField(_("interval"), max_length=8, choices=Interval.choices)
     interval_count = models.PositiveSmallIntegerField(_("intervals per term"), default=1)
     trial_days = models.PositiveSmallIntegerField(_("free trial (days)"), default=0)
+    trial_once_per_user = models.BooleanField(
+        _("free trial once per user"),
+        default=True,
+        help_text=_("A user who already had a free trial of this service gets none again."),
+    )
     renewal_wording = models.TextField(
         _("renewal wording"), help_text=_("The sentence that tells the user it renews.")
     )
@@ -125,12 +131,19 @@ class RenewalTerms(InsertOnly):
         return f"{self.service_name}: {self.amount_display} / {self.interval_display}"
 
     def content(self) -> dict[str, Any]:
-        """The hashed content: every field the user is shown, nothing else."""
+        """The hashed content: every field the user is shown, nothing else.
+
+        A field added after the first release is left out while it holds its default, so
+        terms snapshotted before it existed keep their hash.
+        """
         amount = self.amount if isinstance(self.amount, Decimal) else Decimal(str(self.amount))
-        return {
+        content = {
             **{name: getattr(self, name) for name in HASHED_FIELDS},
             "amount": format(amount.normalize(), "f"),
         }
+        if self.trial_once_per_user:
+            del content["trial_once_per_user"]
+        return content
 
     @property
     def amount_display(self) -> str:

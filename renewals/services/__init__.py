@@ -9,10 +9,19 @@ from .cancellation import (
     sync_pending_gateways,
 )
 from .confirmations import send_confirmation, send_pending_confirmations
-from .consent import ConsentEvidence, record_consent, subscribe, validate_consent
+from .consent import (
+    ConsentEvidence,
+    ensure_may_act,
+    record_consent,
+    subscribe,
+    trial_available,
+    validate_consent,
+)
+from .declarations import Statement, apply_scheduled_cancellations, declare
 from .gate import GateDecision, renewal_gate
 from .renewing import RenewalRun, run_due_renewals
 from .scheduling import choose_send_time, plan_notices, renewal_context
+from .withdrawal import can_withdraw, withdraw_from_contract, withdrawal_deadline
 
 __all__ = [
     "AuditReport",
@@ -20,9 +29,14 @@ __all__ = [
     "ConsentEvidence",
     "GateDecision",
     "RenewalRun",
+    "Statement",
+    "apply_scheduled_cancellations",
+    "can_withdraw",
     "cancel_auto_renewal",
     "choose_send_time",
     "create_checkpoint",
+    "declare",
+    "ensure_may_act",
     "plan_notices",
     "record_consent",
     "record_event",
@@ -35,6 +49,9 @@ __all__ = [
     "subscribe",
     "sync_gateway",
     "sync_pending_gateways",
+    "trial_available",
     "validate_consent",
     "verify_audit",
+    "withdraw_from_contract",
+    "withdrawal_deadline",
 ]

@@ -16,7 +16,7 @@ from ..models import AuditEvent, Consent, RevokedVia, Subscription
 from ..signals import auto_renewal_changed
 from .audit import actor_label, record_event
 from .confirmations import enqueue_confirmation
-from .consent import ConsentEvidence, record_consent
+from .consent import ConsentEvidence, ensure_may_act, record_consent
 from .scheduling import plan_notices, withdraw_notices
 
 logger = logging.getLogger("renewals")
@@ -38,8 +38,10 @@ def cancel_auto_renewal(
     through which route (``via``: a :class:`~renewals.models.RevokedVia` value), revokes the
     consent and withdraws pending notices. Once the change is committed it tells the gateway,
     sends ``auto_renewal_changed`` and sends the user a confirmation stating when the paid
-    term ends.
+    term ends. ``actor`` must be allowed to act for the subscription
+    (:func:`~renewals.services.consent.ensure_may_act`).
     """
+    ensure_may_act(subscription, actor)
     via = RevokedVia(via)
     with transaction.atomic():
         subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
@@ -74,11 +76,14 @@ def cancel_auto_renewal(
 def resume_auto_renewal(
     subscription: Subscription, *, evidence: ConsentEvidence | None, actor: Any
 ) -> Subscription:
-    """Switch auto-renewal on again; requires fresh consent to the current terms.
+    """Switch auto-renewal on again; requires fresh consent to the current terms, given by
+    an ``actor`` allowed to act for the subscription
+    (:func:`~renewals.services.consent.ensure_may_act`).
 
     Once committed, the gateway and the ``auto_renewal_changed`` receivers are told, and the
     user is sent a confirmation stating the next renewal's date, time and amount.
     """
+    ensure_may_act(subscription, actor)
     with transaction.atomic():
         subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
         if not subscription.is_live:

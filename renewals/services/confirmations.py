@@ -1,7 +1,9 @@
-"""The confirmation a user keeps after switching auto-renewal off or on again.
+"""The confirmation a user keeps after switching auto-renewal off or on again, or after
+declaring a contract's end.
 
-``cancel_auto_renewal`` and ``resume_auto_renewal`` enqueue :func:`send_confirmation` as a
-django-q2 task once their change is committed; :func:`send_pending_confirmations`, run
+``cancel_auto_renewal``, ``resume_auto_renewal``, ``declare`` (for a cancellation that names
+a contract) and ``withdraw_from_contract`` enqueue :func:`send_confirmation` as a django-q2
+task once their change is committed; :func:`send_pending_confirmations`, run
 periodically, sends those the queue lost. A confirmation goes out under the dispatch key
 ``confirm:<audit event id>``, so however often it is tried the user gets it once.
 """
@@ -24,14 +26,19 @@ from notifications.recipients import get_resolver
 
 from ..models import AuditEvent, Subscription
 from ..models.terms import format_amount
-from ..notice_messages import CANCELLED, RESUMED, local_time
+from ..notice_messages import CANCELLATION_RECEIVED, CANCELLED, RESUMED, WITHDRAWN, local_time
 from ..policies import get_pack
 from .audit import record_event
 
 logger = logging.getLogger("renewals")
 
 #: Audit event kind -> the template that confirms it.
-CONFIRMED = {"auto_renewal_cancelled": CANCELLED, "auto_renewal_resumed": RESUMED}
+CONFIRMED = {
+    "auto_renewal_cancelled": CANCELLED,
+    "auto_renewal_resumed": RESUMED,
+    "cancellation_declared": CANCELLATION_RECEIVED,
+    "contract_withdrawn": WITHDRAWN,
+}
 #: Recorded when the user could not be told (no phone number, no device): not tried again.
 SKIPPED = "confirmation_skipped"
 
@@ -49,8 +56,8 @@ def enqueue_confirmation(event: AuditEvent) -> None:
 
 
 def send_confirmation(event_id: int) -> bool:
-    """Confirm the cancel or resume recorded by audit event ``event_id`` to the user, by
-    SMS and push; ``True`` if a provider has accepted it.
+    """Confirm the cancel, resume, cancellation declaration or withdrawal recorded by audit
+    event ``event_id`` to the user, by SMS and push; ``True`` if a provider has accepted it.
 
     Sent on the channels of the subscription's rule pack's notices (SMS and push if it has
     none), stating the date and time in the subscription's zone and the user's locale. A user
@@ -93,6 +100,12 @@ def confirmation_channels(subscription: Subscription) -> list[str]:
 def _fields(event: AuditEvent, subscription: Subscription, locale: str) -> dict[str, str]:
     zone, data = subscription.zone, event.data
     service_name = subscription.terms.service_name
+    if event.kind in {"cancellation_declared", "contract_withdrawn"}:
+        return {
+            "service_name": service_name,
+            "contract": data["contract"],
+            "received_at": local_time(event.occurred_at, zone, locale, "DATETIME_FORMAT"),
+        }
     if event.kind == "auto_renewal_cancelled":
         ends_at = data["service_ends_at"]
         effective = dt.datetime.fromisoformat(ends_at) if ends_at else event.occurred_at
@@ -127,14 +140,15 @@ def _skip(event: AuditEvent, reason: str) -> None:
 
 
 def send_pending_confirmations(now: dt.datetime | None = None, *, days: int = 3) -> int:
-    """Send the confirmations of the last ``days`` days' cancels and resumes that have no
+    """Send the confirmations of the last ``days`` days' confirmed events that have no
     delivery yet (their task was lost, or quiet hours deferred them) or whose delivery waits
     for a retry; return how many were tried. Safe to run at any time: each goes out once.
     """
     now = now or timezone.now()
     since = now - dt.timedelta(days=days)
     recent = AuditEvent.objects.filter(occurred_at__gte=since, occurred_at__lte=now)
-    events = list(recent.filter(kind__in=CONFIRMED).values_list("pk", flat=True))
+    confirmed = recent.filter(kind__in=CONFIRMED, subscription__isnull=False)
+    events = list(confirmed.values_list("pk", flat=True))
     skipped = set(recent.filter(kind=SKIPPED).values_list("data__event", flat=True))
     deliveries = Delivery.objects.filter(dispatch_key__in=[confirmation_key(pk) for pk in events])
     started = set(deliveries.values_list("dispatch_key", flat=True))

@@ -8,22 +8,27 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
 from ..conf import renewals_settings
 from ..exceptions import (
+    AlreadySubscribed,
+    CheckoutKeyReused,
     ConsentBundled,
     ConsentMissing,
     ConsentNotAffirmative,
     ConsentPreTicked,
     IllegalTransition,
+    NotAllowed,
     StaleTermsHash,
+    TrialAlreadyUsed,
 )
 from ..gateways import get_gateway
 from ..models import Consent, ConsentChannel, RenewalTerms, Status, Subscription
-from ..models.subscription import validate_time_zone
+from ..models.subscription import LIVE_STATUSES, validate_time_zone
 from ..periods import first_renewal
 from ..policies import get_pack, resolve_policy
 from .audit import record_event
@@ -84,15 +89,28 @@ def validate_consent(evidence: ConsentEvidence | None, terms: RenewalTerms, poli
         raise StaleTermsHash(evidence.terms_hash, terms.content_hash)
 
 
+def ensure_may_act(subscription: Subscription, actor: Any) -> None:
+    """Raise :class:`~renewals.exceptions.NotAllowed` if ``actor`` is a user who may not act
+    for ``subscription``: anyone but its own user or staff (``is_staff``, acting on the
+    user's behalf). ``None`` (the system) and labels such as ``"support:ticket-42"`` name no
+    user and pass; the caller vouches for them."""
+    if actor is None or isinstance(actor, str):
+        return
+    if actor.pk != subscription.user_id and not getattr(actor, "is_staff", False):
+        raise NotAllowed(actor, subscription)
+
+
 def record_consent(
     subscription: Subscription, evidence: ConsentEvidence | None, *, actor: Any = None
 ) -> Consent:
-    """Store consent to the subscription's current terms, after checking it is valid.
+    """Store consent to the subscription's current terms, after checking it is valid and
+    that ``actor`` may act for the subscription (:func:`ensure_may_act`).
 
     The audit chain records the consent's id, terms hash, channel and form, and the sha256 of
     its evidence; the personal data (IP address, user agent) stays in the consent row only,
     so it can be erased on request while the chain still proves what was there.
     """
+    ensure_may_act(subscription, actor)
     if not subscription.is_live:
         raise IllegalTransition(subscription.status, "consented")
     validate_consent(evidence, subscription.terms, subscription.policy)
@@ -147,6 +165,7 @@ def subscribe(
     policy: str | None = None,
     start: dt.datetime | None = None,
     request_key: str | None = None,
+    trial: bool = True,
 ) -> Subscription:
     """Start an auto-renewing subscription on ``terms`` with the user's consent.
 
@@ -154,9 +173,18 @@ def subscribe(
     renewal is at the end of the trial, or one term after ``start`` (default: now); its
     notices are planned at once.
 
+    A user holds one live subscription per service (``terms.service_name``): another raises
+    :class:`~renewals.exceptions.AlreadySubscribed`, which carries the existing one. The
+    terms' free trial is given once per user and service unless ``terms.trial_once_per_user``
+    is false: pass ``trial=False`` when the disclosure shown offered none
+    (:func:`trial_available` tells), else a user who already had it gets
+    :class:`~renewals.exceptions.TrialAlreadyUsed`. Both rules hold under concurrent
+    checkouts: they are checked under a row lock on the user.
+
     ``request_key`` names the checkout (``ConsentFormMixin`` renders one per form): submitting
     the same checkout twice, even concurrently, returns the first subscription and records
-    nothing more.
+    nothing more; the same key from another user or for other terms raises
+    :class:`~renewals.exceptions.CheckoutKeyReused`.
     """
     if request_key:
         existing = _started_by(request_key, user, terms)
@@ -172,9 +200,12 @@ def subscribe(
     start = (start or timezone.now()).replace(microsecond=0)
     time_zone = time_zone or renewals_settings.time_zone_name
     validate_time_zone(time_zone)
-    renewal = first_renewal(terms, start, ZoneInfo(time_zone))
+    trial = trial and terms.trial_days > 0
+    renewal = first_renewal(terms, start, ZoneInfo(time_zone), trial=trial)
     try:
-        return _start(user, terms, evidence, policy, time_zone, start, renewal, request_key)
+        return _start(
+            user, terms, evidence, policy, time_zone, start, renewal, request_key, trial=trial
+        )
     except IntegrityError:
         existing = _started_by(request_key, user, terms) if request_key else None
         if existing is None:
@@ -182,13 +213,32 @@ def subscribe(
         return existing
 
 
+def trial_available(user: Any, terms: RenewalTerms) -> bool:
+    """Whether a subscription of ``user`` to ``terms`` would start with the terms' free
+    trial: they have one, and the user had none of this service before (or the terms give
+    it every time). Build the consent form with ``trial=trial_available(user, terms)``."""
+    if not terms.trial_days:
+        return False
+    if not terms.trial_once_per_user:
+        return True
+    return not Subscription.objects.filter(
+        user=user, terms__service_name=terms.service_name, trial_ends_at__isnull=False
+    ).exists()
+
+
 def _started_by(request_key: str, user: Any, terms: RenewalTerms) -> Subscription | None:
     existing = Subscription.objects.filter(request_key=request_key).first()
     if existing is not None and existing.user_id != user.pk:
-        raise ValueError("This checkout key belongs to another user's subscription.")
+        raise CheckoutKeyReused("belongs to another user's subscription")
     if existing is not None and existing.terms_id != terms.pk:
-        raise ValueError("This checkout key started a subscription to other terms.")
+        raise CheckoutKeyReused("started a subscription to other terms")
     return existing
+
+
+def _lock_user(user: Any) -> None:
+    """Take the user's row lock until the transaction ends: one checkout at a time per user
+    (on SQLite, which serializes writers anyway, a no-op)."""
+    get_user_model()._base_manager.select_for_update().only("pk").get(pk=user.pk)
 
 
 def _start(
@@ -200,21 +250,35 @@ def _start(
     start: dt.datetime,
     renewal: dt.datetime,
     request_key: str | None,
+    *,
+    trial: bool,
 ) -> Subscription:
     from .scheduling import plan_notices
 
     with transaction.atomic():
+        _lock_user(user)
+        # Read under the lock: a concurrent checkout of this user has committed or not begun.
+        started = _started_by(request_key, user, terms) if request_key else None
+        if started is not None:
+            return started
+        live = Subscription.objects.filter(
+            user=user, terms__service_name=terms.service_name, status__in=LIVE_STATUSES
+        ).first()
+        if live is not None:
+            raise AlreadySubscribed(live)
+        if trial and not trial_available(user, terms):
+            raise TrialAlreadyUsed(terms.service_name)
         subscription = Subscription.objects.create(
             request_key=request_key or None,
             user=user,
             terms=terms,
             policy=policy,
-            status=Status.TRIALING if terms.trial_days else Status.ACTIVE,
+            status=Status.TRIALING if trial else Status.ACTIVE,
             time_zone=time_zone,
             auto_renew=True,
             gateway=get_gateway().name,
             current_period_start=start,
-            trial_ends_at=renewal if terms.trial_days else None,
+            trial_ends_at=renewal if trial else None,
             next_renewal_at=renewal,
         )
         record_event(

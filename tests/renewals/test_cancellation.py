@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection, connections
 from freezegun import freeze_time
 
-from renewals.exceptions import ConsentMissing, GatewayError, IllegalTransition
+from renewals.exceptions import ConsentMissing, GatewayError, IllegalTransition, NotAllowed
 from renewals.gateways import gateway_for, gateway_named, get_gateway
 from renewals.models import AuditEvent, NoticeStatus, Status
 from renewals.services import (
@@ -118,6 +118,29 @@ def test_resume_needs_fresh_consent(subscription, gateway, django_capture_on_com
     assert subscription.consents.filter(revoked_at__isnull=True).count() == 1
     assert subscription.notices.filter(status=NoticeStatus.PLANNED).count() == 1
     assert gateway.calls[-1] == ("set_auto_renew", subscription.pk, True)
+
+
+@freeze_time("2027-02-03 02:00:00+00:00")
+def test_another_user_cannot_resume_a_subscription(subscription, gateway):
+    cancel_auto_renewal(subscription, actor=subscription.user, via="manage_page")
+    events = AuditEvent.objects.count()
+    with pytest.raises(NotAllowed):
+        resume_auto_renewal(
+            subscription, evidence=make_evidence(subscription.terms), actor=make_user()
+        )
+    subscription.refresh_from_db()
+    assert not subscription.auto_renew
+    assert not subscription.consents.filter(revoked_at__isnull=True).exists()
+    assert AuditEvent.objects.count() == events
+
+
+def test_another_user_cannot_cancel_a_subscription(subscription, gateway):
+    with pytest.raises(NotAllowed):
+        cancel_auto_renewal(subscription, actor=make_user(), via="manage_page")
+    subscription.refresh_from_db()
+    assert subscription.auto_renew
+    staff = make_user(is_staff=True)
+    assert cancel_auto_renewal(subscription, actor=staff, via="admin").changed
 
 
 def test_an_ended_subscription_cannot_resume(gateway):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from renewals.checks import check_base_url, check_gateway, check_settings
+from renewals.checks import check_base_url, check_gateway, check_manage_url, check_settings
 from renewals.conf import renewals_settings
 from renewals.gateways import get_gateway
 from renewals.gateways.local import LocalGateway
@@ -98,6 +98,20 @@ def test_links_are_absolute_from_base_url(settings):
     settings.RENEWALS = {}
     with pytest.raises(ImproperlyConfigured, match=r"RENEWALS\['BASE_URL'\]"):
         manage_url()
+
+
+@pytest.mark.parametrize("value", ["renewals:manage", "/account/subscriptions/"])
+def test_manage_url_resolves(settings, value):
+    settings.RENEWALS = {**settings.RENEWALS, "MANAGE_URL": value}
+    assert check_manage_url() == []
+
+
+def test_a_manage_url_that_names_no_page_is_an_error(settings):
+    settings.RENEWALS = {**settings.RENEWALS, "MANAGE_URL": "account:subscriptions"}
+    (error,) = check_manage_url()
+    assert error.id == "renewals.E013"
+    assert "'account:subscriptions'" in error.msg
+    assert "include('renewals.urls')" in error.hint
 
 
 def test_every_other_gateway_is_built_by_the_check(settings):

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+from unittest import mock
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 
 from renewals.exceptions import (
+    AlreadySubscribed,
+    CheckoutKeyReused,
     ConsentBundled,
     ConsentMissing,
     ConsentNotAffirmative,
     ConsentPreTicked,
     IllegalTransition,
+    NotAllowed,
     StaleTermsHash,
+    TrialAlreadyUsed,
 )
 from renewals.models import AuditEvent, Consent, RenewalNotice, Status, Subscription
-from renewals.services import record_consent, subscribe
+from renewals.services import record_consent, subscribe, trial_available
 
 from ..concurrency import run_concurrently
 from .factories import make_evidence, make_subscription, make_terms, make_user
@@ -162,14 +167,12 @@ def test_the_same_checkout_submitted_twice_starts_one_subscription():
     assert again.pk == first.pk
     assert Subscription.objects.count() == 1
     assert Consent.objects.count() == 1
-    other = subscribe(user, terms, make_evidence(terms), request_key="b" * 32)
-    assert other.pk != first.pk
 
 
 def test_a_checkout_key_of_another_user_is_refused():
     terms = make_terms()
     subscribe(make_user(), terms, make_evidence(terms), request_key="a" * 32)
-    with pytest.raises(ValueError, match="another user"):
+    with pytest.raises(CheckoutKeyReused, match="another user"):
         subscribe(make_user(), terms, make_evidence(terms), request_key="a" * 32)
     assert Subscription.objects.count() == 1
 
@@ -210,5 +213,152 @@ def test_a_checkout_key_replayed_with_other_terms_is_refused():
     user = make_user()
     first, second = make_terms(), make_terms(amount="99.00")
     subscribe(user, first, make_evidence(first), request_key="d" * 32)
-    with pytest.raises(ValueError, match="other terms"):
+    with pytest.raises(CheckoutKeyReused, match="other terms"):
         subscribe(user, second, make_evidence(second), request_key="d" * 32)
+
+
+def test_the_checkout_key_is_checked_again_under_the_lock():
+    """A submission that passed the first look-up before the first one committed returns it."""
+    user, terms = make_user(), make_terms()
+    first = subscribe(user, terms, make_evidence(terms), request_key="e" * 32)
+    with mock.patch("renewals.services.consent._started_by", side_effect=[None, first]):
+        again = subscribe(user, terms, make_evidence(terms), request_key="e" * 32)
+    assert again.pk == first.pk
+    assert Subscription.objects.count() == 1
+
+
+# --- one live subscription per service ---------------------------------------------------
+
+
+def test_a_second_live_subscription_to_the_same_service_is_refused():
+    user, terms = make_user(), make_terms()
+    first = subscribe(user, terms, make_evidence(terms), request_key="a" * 32)
+    repriced = make_terms(amount="30.00")  # new terms, the same service
+    for offered in (terms, repriced):
+        with pytest.raises(AlreadySubscribed) as info:
+            subscribe(user, offered, make_evidence(offered), request_key="b" * 32)
+        assert info.value.existing == first
+    assert Subscription.objects.get() == first
+    assert Consent.objects.count() == 1
+    assert list(AuditEvent.objects.values_list("kind", flat=True)).count("subscribed") == 1
+
+
+@pytest.mark.parametrize(
+    "status", [Status.TRIALING, Status.ACTIVE, Status.PAST_DUE, Status.ON_HOLD]
+)
+def test_every_live_status_blocks_a_second_subscription(status):
+    existing = make_subscription(status=status, auto_renew=False)
+    with pytest.raises(AlreadySubscribed):
+        subscribe(existing.user, existing.terms, make_evidence(existing.terms))
+
+
+@pytest.mark.parametrize("status", [Status.EXPIRED, Status.CANCELED, Status.PENDING])
+def test_an_ended_subscription_does_not_block_a_new_one(status):
+    ended = make_subscription(status=status, auto_renew=False)
+    again = subscribe(ended.user, ended.terms, make_evidence(ended.terms))
+    assert again.pk != ended.pk
+    assert again.is_live
+
+
+def test_other_services_and_other_users_are_not_blocked():
+    user, terms = make_user(), make_terms()
+    subscribe(user, terms, make_evidence(terms))
+    other_service = make_terms(service_name="Example Max")
+    assert subscribe(user, other_service, make_evidence(other_service)).is_live
+    assert subscribe(make_user(), terms, make_evidence(terms)).is_live
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_checkouts_to_one_service_start_one_subscription():
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes writers; the race needs PostgreSQL.")
+    user, terms = make_user(), make_terms()
+
+    def submit(index):
+        try:
+            return subscribe(user, terms, make_evidence(terms), request_key=f"{index:032x}")
+        except AlreadySubscribed as refused:
+            return refused
+
+    results = run_concurrently(submit)
+    started = Subscription.objects.get()
+    assert sorted(type(result).__name__ for result in results) == [
+        "AlreadySubscribed",
+        "Subscription",
+    ]
+    assert {r.existing.pk if isinstance(r, AlreadySubscribed) else r.pk for r in results} == {
+        started.pk
+    }
+    assert Consent.objects.count() == 1
+
+
+# --- the free trial, once per user and service --------------------------------------------
+
+
+def test_the_free_trial_is_given_once_per_user_and_service():
+    user, terms = make_user(), make_terms(trial_days=7)
+    assert trial_available(user, terms)
+    first = subscribe(user, terms, make_evidence(terms))
+    assert first.status == Status.TRIALING
+    first.transition_to(Status.CANCELED, auto_renew=False)
+
+    assert not trial_available(user, terms)
+    with pytest.raises(TrialAlreadyUsed, match="trial=False"):
+        subscribe(user, terms, make_evidence(terms))
+    assert Subscription.objects.count() == 1
+
+    again = subscribe(user, terms, make_evidence(terms), trial=False)
+    assert again.status == Status.ACTIVE
+    assert again.trial_ends_at is None
+    assert (again.next_renewal_at - again.current_period_start).days in (28, 29, 30, 31)
+    assert trial_available(make_user(), terms)  # another user still gets it
+
+
+def test_the_trial_counts_per_service_not_per_terms():
+    user, terms = make_user(), make_terms(trial_days=7)
+    subscribe(user, terms, make_evidence(terms)).transition_to(Status.CANCELED)
+    assert not trial_available(user, make_terms(trial_days=14))
+    assert trial_available(user, make_terms(trial_days=7, service_name="Example Max"))
+
+
+def test_terms_may_give_the_trial_every_time():
+    user = make_user()
+    terms = make_terms(trial_days=7, trial_once_per_user=False)
+    subscribe(user, terms, make_evidence(terms)).transition_to(Status.CANCELED)
+    assert trial_available(user, terms)
+    assert subscribe(user, terms, make_evidence(terms)).status == Status.TRIALING
+
+
+def test_terms_without_a_trial_never_offer_one():
+    user, terms = make_user(), make_terms()
+    assert not trial_available(user, terms)
+    assert subscribe(user, terms, make_evidence(terms), trial=True).trial_ends_at is None
+
+
+def test_a_subscription_without_its_trial_did_not_use_it():
+    user, terms = make_user(), make_terms(trial_days=7)
+    subscribe(user, terms, make_evidence(terms), trial=False).transition_to(Status.CANCELED)
+    assert trial_available(user, terms)
+
+
+# --- who may consent -----------------------------------------------------------------------
+
+
+def test_another_user_cannot_consent_for_a_subscription():
+    subscription = make_subscription(auto_renew=False)
+    with pytest.raises(NotAllowed, match="belongs to another user"):
+        record_consent(subscription, make_evidence(subscription.terms), actor=make_user())
+    assert not subscription.consents.exists()
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize("actor", ["owner", "staff", None, "support:ticket-42"])
+def test_the_owner_staff_and_the_system_may_consent(actor):
+    subscription = make_subscription(auto_renew=False)
+    actor = {"owner": subscription.user, "staff": make_user(is_staff=True)}.get(actor, actor)
+    consent = record_consent(subscription, make_evidence(subscription.terms), actor=actor)
+    assert consent.user == subscription.user
+
+
+def test_not_allowed_is_a_permission_denied_django_answers_403():
+    assert issubclass(NotAllowed, PermissionDenied)

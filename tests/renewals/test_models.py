@@ -40,10 +40,18 @@ def test_same_content_gives_the_same_row_and_hash():
         {"locale": "en"},
         {"stripe_price_id": "price_123"},
         {"service_name": "Example Max"},
+        {"trial_once_per_user": False},
     ],
 )
 def test_every_shown_field_changes_the_hash(change):
     assert make_terms(**change).content_hash != make_terms().content_hash
+
+
+def test_the_trial_rule_at_its_default_leaves_older_hashes_as_they_were():
+    terms = make_terms()
+    assert "trial_once_per_user" not in terms.content()
+    assert terms.compute_hash() == terms.content_hash
+    assert make_terms(trial_once_per_user=False).content()["trial_once_per_user"] is False
 
 
 def test_terms_cannot_be_edited():

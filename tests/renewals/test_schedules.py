@@ -50,6 +50,10 @@ def test_the_table():
         "renewals.create_checkpoint": ("renewals.tasks.create_checkpoint", 60),
         "renewals.sync_pending_gateways": ("renewals.tasks.sync_pending_gateways", 15),
         "renewals.send_pending_confirmations": ("renewals.tasks.send_pending_confirmations", 10),
+        "renewals.apply_scheduled_cancellations": (
+            "renewals.tasks.apply_scheduled_cancellations",
+            60,
+        ),
     }
 
 

@@ -18,6 +18,7 @@ from notifications.messages import PushMessage, Receipt, SendResult, SMSMessage
 from notifications.models import Delivery, Device
 from notifications.status import apply_receipt
 from renewals import tasks
+from renewals.links import cancel_url
 from renewals.models import AuditEvent, NoticeStatus, RenewalNotice
 from renewals.services import plan_notices, record_consent, renewal_gate
 from renewals.services.notice_state import refresh_notices
@@ -98,7 +99,9 @@ def test_a_due_notice_goes_out_once_by_sms_and_push_with_the_cancel_link():
 
     assert (result.claimed, result.sent) == (1, 1)
     [sms], [push] = outbox_of(SMSMessage), outbox_of(PushMessage)
-    link = "https://shop.example/"
+    with freeze_time(notice.send_at):
+        link = cancel_url(notice)  # the notice's one-click link, signed as the sweep did
+    assert link.startswith("https://shop.example/c/")
     assert sms.to == PHONE
     assert "Example Plus" in sms.body
     assert "25.00 CNY" in sms.body

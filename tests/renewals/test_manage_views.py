@@ -1,0 +1,349 @@
+"""The manage page: a user's own subscriptions, auto-renewal off in one POST, and on again
+only with fresh consent to the current terms."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from unittest import mock
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+from django.utils.formats import date_format
+from freezegun import freeze_time
+
+from renewals.exceptions import IllegalTransition
+from renewals.forms import ConsentForm
+from renewals.links import manage_url
+from renewals.models import AuditEvent, Consent, NoticeStatus, RevokedVia, Status
+from renewals.services import plan_notices, record_consent
+
+from .factories import make_evidence, make_subscription, make_terms, make_user
+
+pytestmark = pytest.mark.django_db
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+CONSENTED_AT = dt.datetime(2027, 2, 1, 1, 30, tzinfo=dt.UTC)  # 9:30 a.m. in Shanghai
+RENEWAL = dt.datetime(2027, 3, 10, 9, tzinfo=SHANGHAI)  # 1 a.m. in UTC
+NOW = dt.datetime(2027, 3, 1, 2, tzinfo=dt.UTC)
+MANAGE = reverse("renewals:manage")
+
+
+@pytest.fixture(autouse=True)
+def _now():
+    with freeze_time(NOW):
+        yield
+
+
+def consenting(user=None, **fields):
+    """A subscription with auto-renewal on, consent on record and its reminder planned."""
+    with freeze_time(CONSENTED_AT):
+        subscription = make_subscription(
+            user=user, next_renewal_at=RENEWAL, time_zone="Asia/Shanghai", **fields
+        )
+        record_consent(subscription, make_evidence(subscription.terms), actor=subscription.user)
+        plan_notices(subscription)
+    return subscription
+
+
+@pytest.fixture
+def subscription():
+    return consenting()
+
+
+@pytest.fixture
+def owner(client, subscription):
+    client.force_login(subscription.user)
+    return client
+
+
+@pytest.fixture
+def switched_off(owner, subscription):
+    owner.post(off_url(subscription), follow=True)  # shows, so uses up, its message
+    subscription.refresh_from_db()
+    assert not subscription.auto_renew
+    return subscription
+
+
+def off_url(subscription) -> str:
+    return reverse("renewals:auto_renew_off", args=[subscription.pk])
+
+
+def on_url(subscription) -> str:
+    return reverse("renewals:auto_renew_on", args=[subscription.pk])
+
+
+def shown(instant: dt.datetime) -> str:
+    return date_format(instant.astimezone(SHANGHAI), "DATETIME_FORMAT")
+
+
+def said(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def ticked(page, **overrides) -> dict[str, str]:
+    """What a browser posts from the consent form ``page`` shows, with the box ticked."""
+    form = page.context["form"]
+    return {
+        "auto_renew_consent": "yes",
+        "disclosure_token": form["disclosure_token"].initial,
+        "request_key": form["request_key"].initial,
+        **overrides,
+    }
+
+
+def test_the_default_manage_url_is_this_page():
+    assert MANAGE == "/subscriptions/"
+    assert manage_url() == "https://shop.example/subscriptions/"
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize("url", [lambda s: MANAGE, off_url, on_url], ids=["list", "off", "on"])
+def test_every_route_needs_a_login(client, subscription, url, method):
+    response = getattr(client, method)(url(subscription))
+    assert response.status_code == 302
+    assert response.url.startswith("/accounts/login/")
+    subscription.refresh_from_db()
+    assert subscription.auto_renew
+
+
+# --- the list ------------------------------------------------------------------------------
+
+
+def test_the_page_shows_each_subscription_with_its_facts(owner, subscription):
+    notice = subscription.notices.get()
+    page = owner.get(MANAGE)
+
+    assert page.status_code == 200
+    assert page["Cache-Control"].startswith("max-age=0")
+    assert "Example Plus" in page.text
+    assert "25.00 CNY per month" in page.text
+    assert "Next renewal" in page.text
+    assert "March 10, 2027, 9 a.m. (Asia/Shanghai)" in page.text  # date and time, in its zone
+    assert "You agreed to auto-renewal" in page.text
+    assert "Feb. 1, 2027, 9:30 a.m. (Asia/Shanghai)" in page.text
+    assert f"<td>{shown(notice.send_at)}</td>" in page.text
+    assert "<td>Planned</td>" in page.text
+    assert "<td>SMS, Push</td>" in page.text
+    assert f'action="{off_url(subscription)}"' in page.text
+
+
+def test_reminders_sent_show_when_they_went_out(owner, subscription):
+    sent_at = dt.datetime(2027, 3, 5, 3, 15, tzinfo=dt.UTC)
+    subscription.notices.update(status=NoticeStatus.SENT, sent_at=sent_at)
+    page = owner.get(MANAGE)
+    assert "<td>Accepted by a provider</td>" in page.text
+    assert "<td>March 5, 2027, 11:15 a.m.</td>" in page.text
+
+
+def test_the_page_lists_only_the_users_own_subscriptions(owner, subscription):
+    other = consenting(terms=make_terms(service_name="Somebody Else's Plan"))
+    page = owner.get(MANAGE)
+    assert list(page.context["subscriptions"]) == [subscription]
+    assert "Somebody Else" not in page.text
+    assert off_url(other) not in page.text
+
+
+def test_a_user_without_subscriptions(client):
+    client.force_login(make_user())
+    assert "You have no subscriptions." in client.get(MANAGE).text
+
+
+def test_the_page_does_not_query_once_per_subscription(
+    owner, subscription, django_assert_max_num_queries
+):
+    for name in ("Max", "Pro", "Ultra"):
+        consenting(user=subscription.user, terms=make_terms(service_name=f"Example {name}"))
+    with django_assert_max_num_queries(6):
+        page = owner.get(MANAGE)
+    assert len(page.context["subscriptions"]) == 4
+
+
+def test_an_ended_subscription_offers_no_switch(owner, subscription):
+    subscription.transition_to(Status.CANCELED, auto_renew=False)
+    page = owner.get(MANAGE)
+    assert "<dd>Ended</dd>" in page.text
+    assert off_url(subscription) not in page.text
+    assert on_url(subscription) not in page.text
+
+
+# --- off: one POST -------------------------------------------------------------------------
+
+
+def test_one_post_switches_auto_renewal_off(owner, subscription):
+    response = owner.post(off_url(subscription), follow=True)
+
+    assert response.redirect_chain == [(MANAGE, 302)]
+    subscription.refresh_from_db()
+    assert not subscription.auto_renew
+    consent = Consent.objects.get(subscription=subscription)
+    assert consent.revoked_via == RevokedVia.MANAGE_PAGE
+    assert consent.revoked_by == subscription.user
+    assert said(response) == [
+        "Auto-renewal of Example Plus is off. Nothing more is charged; the service runs until "
+        "March 10, 2027, 9 a.m. (Asia/Shanghai time)."
+    ]
+    assert "The service runs until" in response.text
+    assert f'href="{on_url(subscription)}"' in response.text
+    event = AuditEvent.objects.get(kind="auto_renewal_cancelled")
+    assert event.actor == f"user:{subscription.user.pk}"
+
+
+def test_switching_off_twice_changes_nothing_more(owner, switched_off):
+    events = AuditEvent.objects.count()
+    response = owner.post(off_url(switched_off), follow=True)
+    assert said(response) == ["Auto-renewal of Example Plus was already off."]
+    assert AuditEvent.objects.count() == events
+
+
+def test_switching_off_without_a_next_renewal_says_only_that(client):
+    subscription = make_subscription(next_renewal_at=None)
+    client.force_login(subscription.user)
+    response = client.post(off_url(subscription), follow=True)
+    assert said(response) == ["Auto-renewal of Example Plus is off."]
+
+
+def test_get_on_the_off_route_is_405(owner, subscription):
+    assert owner.get(off_url(subscription)).status_code == 405
+    subscription.refresh_from_db()
+    assert subscription.auto_renew
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+def test_other_methods_are_405(owner, subscription, method):
+    assert getattr(owner, method)(on_url(subscription)).status_code == 405
+    assert getattr(owner, method)(MANAGE).status_code == 405
+
+
+def test_a_post_without_the_csrf_token_is_403(subscription):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(subscription.user)
+    assert client.post(off_url(subscription)).status_code == 403
+    subscription.refresh_from_db()
+    assert subscription.auto_renew
+
+
+# --- another user's subscription -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [("post", off_url), ("get", on_url), ("post", on_url)],
+    ids=["off", "on-page", "on"],
+)
+def test_another_users_subscription_is_404_on_every_route(client, method, url):
+    theirs = consenting(auto_renew=False)
+    client.force_login(make_user())
+    page = getattr(client, method)(url(theirs), {"auto_renew_consent": "yes"})
+    assert page.status_code == 404
+    assert "Example Plus" not in page.text
+    theirs.refresh_from_db()
+    assert not theirs.auto_renew
+    assert not AuditEvent.objects.filter(kind__startswith="auto_renewal").exists()
+
+
+# --- on again, with fresh consent --------------------------------------------------------------
+
+
+def test_the_on_page_shows_the_current_terms_and_an_unticked_box(owner, switched_off):
+    page = owner.get(on_url(switched_off))
+
+    assert page.status_code == 200
+    form = page.context["form"]
+    assert isinstance(form, ConsentForm)
+    assert form.terms == switched_off.terms
+    assert form.disclosure.first_renewal_at == RENEWAL
+    assert form.disclosure.time_zone == "Asia/Shanghai"
+    (box,) = re.findall(r'<input type="checkbox"[^>]*>', page.text)
+    assert 'value="yes"' in box
+    assert "checked" not in box
+    assert '<label for="id_auto_renew_consent">' in page.text
+    assert "Price: 25.00 CNY per month" in page.text
+    assert "First renewal: March 10, 2027 (Asia/Shanghai time)." in page.text
+    assert page.text.count('name="csrfmiddlewaretoken"') == 1
+
+
+def test_switching_on_records_fresh_consent(owner, switched_off):
+    page = owner.get(on_url(switched_off))
+    response = owner.post(on_url(switched_off), ticked(page), follow=True)
+
+    assert response.redirect_chain == [(MANAGE, 302)]
+    assert said(response) == ["Auto-renewal of Example Plus is on."]
+    switched_off.refresh_from_db()
+    assert switched_off.auto_renew
+    fresh = switched_off.consents.get(revoked_at__isnull=True)
+    assert fresh.granted_at == NOW
+    assert fresh.form_id == "renewals:auto_renew_on"
+    assert fresh.control_initially_unticked
+    assert fresh.terms_hash == switched_off.terms.content_hash
+    assert "First renewal: March 10, 2027 (Asia/Shanghai time)." in fresh.disclosure_text
+    assert "trial" not in fresh.disclosure_text
+    event = AuditEvent.objects.get(kind="auto_renewal_resumed")
+    assert event.actor == f"user:{switched_off.user.pk}"
+
+
+@pytest.mark.parametrize("value", ["", "on", "0", "off", "no", "false", "true", "1"])
+def test_switching_on_without_the_box_ticked_is_refused(owner, switched_off, value):
+    page = owner.get(on_url(switched_off))
+    response = owner.post(on_url(switched_off), ticked(page, auto_renew_consent=value))
+
+    assert response.status_code == 200
+    assert "Tick the box to agree to automatic renewal." in response.text
+    switched_off.refresh_from_db()
+    assert not switched_off.auto_renew
+    assert not switched_off.consents.filter(revoked_at__isnull=True).exists()
+
+
+def test_switching_on_with_a_tampered_disclosure_is_refused(owner, switched_off):
+    page = owner.get(on_url(switched_off))
+    data = ticked(page, disclosure_token=ticked(page)["disclosure_token"][:-2] + "xx")
+    response = owner.post(on_url(switched_off), data)
+
+    assert response.status_code == 200
+    assert "This form could not be verified." in response.text
+    switched_off.refresh_from_db()
+    assert not switched_off.auto_renew
+
+
+def test_switching_on_a_second_time_needs_no_new_consent(owner, switched_off):
+    page = owner.get(on_url(switched_off))
+    owner.post(on_url(switched_off), ticked(page), follow=True)
+    response = owner.post(on_url(switched_off), ticked(page), follow=True)
+    assert said(response) == ["Auto-renewal of Example Plus is already on."]
+    assert switched_off.consents.filter(revoked_at__isnull=True).count() == 1
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_an_ended_subscription_cannot_be_switched_on(owner, switched_off, method):
+    switched_off.transition_to(Status.EXPIRED)
+    response = getattr(owner, method)(
+        on_url(switched_off), {"auto_renew_consent": "yes"}, follow=True
+    )
+    assert response.redirect_chain == [(MANAGE, 302)]
+    assert said(response) == [
+        "Example Plus has ended, so it cannot renew again. Subscribe again instead."
+    ]
+    switched_off.refresh_from_db()
+    assert not switched_off.auto_renew
+
+
+def test_a_subscription_that_ends_while_the_page_is_open_cannot_be_switched_on(owner, switched_off):
+    page = owner.get(on_url(switched_off))
+    ended = IllegalTransition(Status.EXPIRED, "auto-renewal on")
+    with mock.patch("renewals.views.manage.resume_auto_renewal", side_effect=ended):
+        response = owner.post(on_url(switched_off), ticked(page), follow=True)
+    assert said(response) == [
+        "Example Plus has ended, so it cannot renew again. Subscribe again instead."
+    ]
+
+
+def test_switching_on_without_the_csrf_token_is_403(switched_off):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(switched_off.user)
+    page = client.get(on_url(switched_off))
+    assert client.post(on_url(switched_off), ticked(page)).status_code == 403
+    switched_off.refresh_from_db()
+    assert not switched_off.auto_renew
