@@ -37,7 +37,7 @@ import django
 
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
+from bulk import cn_reminders, cn_subscriptions, subscribers  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -45,7 +45,7 @@ from django.urls import reverse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from django_q.conf import Conf  # noqa: E402
 
-from renewals.models import Consent, RenewalNotice, Subscription  # noqa: E402
+from renewals.models import Consent, Subscription  # noqa: E402
 from renewals.tokens import one_click_token  # noqa: E402
 from tests.renewals.factories import make_terms  # noqa: E402
 
@@ -56,26 +56,8 @@ WARM_UP = 20
 def make_links(count: int) -> list[str]:
     """``count`` subscriptions with auto-renewal on, a consent and a notice; their links."""
     now = timezone.now()
-    renewal = now + dt.timedelta(days=5)
-    user_model = get_user_model()
-    start = user_model.objects.count()
-    users = user_model.objects.bulk_create(
-        user_model(username=f"bench{start + i}") for i in range(count)
-    )
     terms = make_terms()
-    subscriptions = Subscription.objects.bulk_create(
-        Subscription(
-            user=user,
-            terms=terms,
-            policy="cn",
-            status="active",
-            auto_renew=True,
-            current_period_start=now,
-            next_renewal_at=renewal,
-            time_zone="Asia/Shanghai",
-        )
-        for user in users
-    )
+    subscriptions = cn_subscriptions(subscribers(count), terms, now, now + dt.timedelta(days=5))
     Consent.objects.bulk_create(
         Consent(
             subscription=subscription,
@@ -90,21 +72,7 @@ def make_links(count: int) -> list[str]:
         )
         for subscription in subscriptions
     )
-    notices = RenewalNotice.objects.bulk_create(
-        RenewalNotice(
-            subscription=subscription,
-            renewal_at=renewal,
-            policy="cn",
-            rule_id="renewal-reminder",
-            window_opens_at=renewal - dt.timedelta(days=7),
-            window_closes_at=renewal - dt.timedelta(days=5),
-            send_at=now,
-            time_zone="Asia/Shanghai",
-            channels=["sms", "push"],
-            status="sent",
-        )
-        for subscription in subscriptions
-    )
+    notices = cn_reminders(subscriptions, now, status="sent")
     return [reverse("renewals:one_click_cancel", args=[one_click_token(n)]) for n in notices]
 
 

@@ -41,7 +41,7 @@ import django
 django.setup()
 
 import httpx  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
+from bulk import cn_reminders, cn_subscriptions, subscribers  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -49,7 +49,7 @@ from django.utils import timezone  # noqa: E402
 from notifications.dispatch import send  # noqa: E402
 from notifications.models import Delivery, Device  # noqa: E402
 from renewals.links import cancel_url  # noqa: E402
-from renewals.models import NoticeStatus, RenewalNotice, Subscription  # noqa: E402
+from renewals.models import NoticeStatus, RenewalNotice  # noqa: E402
 from renewals.services.notice_state import notice_reference  # noqa: E402
 from renewals.services.sweep import reminder  # noqa: E402
 from renewals.tasks import send_due_notices  # noqa: E402
@@ -114,45 +114,14 @@ def slow_providers() -> dict[str, Any]:
 def make_due_notices(count: int) -> None:
     """``count`` subscribers, each with a phone, a device and a ``cn`` notice due now."""
     now = timezone.now()
-    user_model = get_user_model()
-    start = user_model.objects.count()
-    users = user_model.objects.bulk_create(
-        user_model(username=f"bench{start + i}", first_name=f"+86138{start + i:08d}")
-        for i in range(count)
-    )
+    users = subscribers(count, with_phone=True)
     Device.objects.bulk_create(
         Device(user=user, platform="android", provider="fcm", token=f"tok-{user.pk}")
         for user in users
     )
-    terms = make_terms()
     renewal = now + dt.timedelta(days=5, hours=12)
-    subscriptions = Subscription.objects.bulk_create(
-        Subscription(
-            user=user,
-            terms=terms,
-            policy="cn",
-            status="active",
-            auto_renew=True,
-            current_period_start=now,
-            next_renewal_at=renewal,
-            time_zone="Asia/Shanghai",
-        )
-        for user in users
-    )
-    RenewalNotice.objects.bulk_create(
-        RenewalNotice(
-            subscription=subscription,
-            renewal_at=renewal,
-            policy="cn",
-            rule_id="renewal-reminder",
-            window_opens_at=renewal - dt.timedelta(days=7),
-            window_closes_at=renewal - dt.timedelta(days=5),
-            send_at=now - dt.timedelta(minutes=1),
-            time_zone="Asia/Shanghai",
-            channels=["sms", "push"],
-        )
-        for subscription in subscriptions
-    )
+    subscriptions = cn_subscriptions(users, make_terms(), now, renewal)
+    cn_reminders(subscriptions, now - dt.timedelta(minutes=1))
 
 
 def send_one_by_one() -> int:
