@@ -5,4 +5,4 @@ from .models import Profile
 
 @admin.register(Profile)
 class ProfileAdmin(admin.ModelAdmin):
-    list_display = ["user", "phone_number", "time_zone"]
+    list_display = ["user", "phone_number", "time_zone", "language"]

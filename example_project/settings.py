@@ -11,6 +11,9 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 USE_TZ = True
 TIME_ZONE = "Asia/Shanghai"
 LANGUAGE_CODE = "en"
+# The languages the package ships; LocaleMiddleware picks one per request (the language
+# switch in the page header, else the browser's Accept-Language).
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 
 # The site, the qcluster and the demo commands write to one file: a write transaction takes
 # the lock when it begins and waits for it, rather than failing with "database is locked".
@@ -39,6 +42,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

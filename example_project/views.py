@@ -9,6 +9,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from renewals.exceptions import AlreadySubscribed, CheckoutKeyReused, ConsentError
 from renewals.forms import ConsentForm
@@ -43,11 +45,18 @@ def subscribe_to_plan(request: HttpRequest, plan: str) -> HttpResponse:
         except AlreadySubscribed as refused:
             context["existing"] = refused.existing
         except CheckoutKeyReused:
-            messages.error(request, "This checkout was already used. Please read the terms again.")
+            messages.error(
+                request, _("This checkout was already used. Please read the terms again.")
+            )
         except ConsentError:  # e.g. the free trial, taken meanwhile in another tab
-            messages.error(request, "The offer changed. Please read the terms again.")
+            messages.error(request, _("The offer changed. Please read the terms again."))
         else:
-            messages.success(request, f"You subscribed to {terms.service_name}.")
+            if profile:  # the demo writes to users in the language they subscribed in
+                profile.language = get_language()
+                profile.save(update_fields=["language"])
+            messages.success(
+                request, _("You subscribed to %(service)s.") % {"service": terms.service_name}
+            )
             return redirect("renewals:manage")
         # Ask again on the terms offered now, with an unticked box.
         form = ConsentForm(**offer, trial=trial_available(request.user, terms))

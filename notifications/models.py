@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .phone import mask_token
@@ -17,11 +18,14 @@ class Device(models.Model):
     class Platform(models.TextChoices):
         IOS = "ios", "iOS"
         ANDROID = "android", "Android"
-        WEB = "web", "Web"
+        WEB = "web", _("Web")
         HARMONY = "harmony", "HarmonyOS"
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_devices"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notification_devices",
+        verbose_name=_("user"),
     )
     platform = models.CharField(_("platform"), max_length=16, choices=Platform.choices)
     provider = models.CharField(_("provider"), max_length=32, help_text=_("fcm, apns, jpush …"))
@@ -47,7 +51,7 @@ class Delivery(models.Model):
     """
 
     class Channel(models.TextChoices):
-        SMS = "sms", "SMS"
+        SMS = "sms", _("SMS")
         PUSH = "push", _("Push")
 
     class Status(models.TextChoices):
@@ -75,9 +79,15 @@ class Delivery(models.Model):
         null=True,
         blank=True,
         related_name="notification_deliveries",
+        verbose_name=_("user"),
     )
     device = models.ForeignKey(
-        Device, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
+        Device,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        verbose_name=_("device"),
     )
     template_key = models.CharField(_("template"), max_length=100)
     locale = models.CharField(_("locale"), max_length=16)
@@ -112,7 +122,11 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} to {self.recipient}: {self.status}"
+        return gettext("%(channel)s to %(recipient)s: %(status)s") % {
+            "channel": self.get_channel_display(),
+            "recipient": self.recipient,
+            "status": self.get_status_display(),
+        }
 
     @property
     def is_final(self) -> bool:
@@ -155,7 +169,12 @@ class OutboxMessage(models.Model):
     url = models.URLField(_("link a tap opens"), max_length=500, blank=True)
     provider_message_id = models.CharField(_("message id"), max_length=64, unique=True)
     delivery = models.ForeignKey(
-        Delivery, on_delete=models.CASCADE, null=True, blank=True, related_name="outbox_messages"
+        Delivery,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="outbox_messages",
+        verbose_name=_("delivery"),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -165,4 +184,7 @@ class OutboxMessage(models.Model):
         ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
-        return f"{self.channel} to {self.recipient}"
+        return gettext("%(channel)s to %(recipient)s") % {
+            "channel": self.get_channel_display(),
+            "recipient": self.recipient,
+        }

@@ -25,6 +25,7 @@ from django.utils.translation import ngettext
 
 from notifications.models import Delivery
 
+from .exceptions import WebhookEventFailed
 from .models import (
     AuditCheckpoint,
     AuditEvent,
@@ -33,6 +34,7 @@ from .models import (
     RenewalNotice,
     RenewalTerms,
     RevokedVia,
+    StripeEvent,
     Subscription,
 )
 from .models.terms import HASHED_FIELDS
@@ -45,8 +47,10 @@ from .services.health import (
     missed_notices_q,
     overdue_notices_q,
 )
+from .services.stripe_events import needs_processing, reprocess_event
 
 if TYPE_CHECKING:
+    from django.db.models.options import Options
     from django_stubs_ext import StrOrPromise
 
 
@@ -61,6 +65,12 @@ class ReadOnlyMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+
+def may_change(request: HttpRequest, opts: Options[Any]) -> bool:
+    """The user has the change permission of ``opts``' model, which actions that go through
+    a service need: no form of these read-only pages uses it."""
+    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
 
 
 def hash_column(field: str, description: StrOrPromise) -> Callable[[Model], str]:
@@ -116,9 +126,7 @@ class SubscriptionAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return obj.terms.service_name
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
-        """Switching auto-renewal off needs the change permission, which no form uses."""
-        codename = get_permission_codename("change", self.opts)
-        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+        return may_change(request, self.opts)
 
     @admin.action(description=_("Switch auto-renewal off"), permissions=["cancel"])
     def switch_auto_renewal_off(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
@@ -142,8 +150,7 @@ class RenewalTermsAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "service_name",
-        "amount_display",
-        "interval_display",
+        "price",
         "trial_days",
         "locale",
         hash_column("content_hash", _("content hash")),
@@ -152,6 +159,10 @@ class RenewalTermsAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_filter = ("currency", "interval", "locale")
     search_fields = ("service_name", "=content_hash", "=stripe_price_id")
     fields = (*HASHED_FIELDS, "content_hash", "created_at")
+
+    @admin.display(description=_("price"), ordering="amount")
+    def price(self, obj: RenewalTerms) -> str:
+        return obj.price_display
 
 
 @admin.register(Consent)
@@ -317,3 +328,65 @@ class AuditCheckpointAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description=_("chains"))
     def chain_count(self, obj: AuditCheckpoint) -> int:
         return len(obj.heads)
+
+
+class FailedFilter(admin.SimpleListFilter):
+    """Events whose processing failed: kept for Stripe's retry or a re-process."""
+
+    title = _("processing")
+    parameter_name = "failed"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> Any:
+        return [("yes", _("Failed")), ("no", _("Processed"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() is None:
+            return queryset
+        return queryset.filter(processed_at__isnull=self.value() == "yes")
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Stripe's webhook events as they came. Staff with the change permission re-process one
+    that failed, or that came before its subscription was here."""
+
+    list_display = (
+        "event_id",
+        "type",
+        "object_id",
+        "created",
+        "received_at",
+        "processed_at",
+        "outcome",
+        "attempts",
+    )
+    list_filter = (FailedFilter, "outcome", "type", "livemode")
+    search_fields = ("=event_id", "=object_id")
+    date_hierarchy = "created"
+    actions = ("reprocess",)
+
+    def has_reprocess_permission(self, request: HttpRequest) -> bool:
+        return may_change(request, self.opts)
+
+    @admin.action(description=_("Re-process"), permissions=["reprocess"])
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        due = [event for event in queryset if needs_processing(event)]
+        failed = 0
+        for event in due:
+            try:
+                reprocess_event(event)
+            except WebhookEventFailed:
+                failed += 1
+        applied = len(due) - failed
+        if applied or not failed:
+            message = ngettext(
+                "%(count)d Stripe event applied.", "%(count)d Stripe events applied.", applied
+            )
+            self.message_user(request, message % {"count": applied}, messages.SUCCESS)
+        if failed:
+            message = ngettext(
+                "%(count)d Stripe event failed again; its error is on the event.",
+                "%(count)d Stripe events failed again; each error is on its event.",
+                failed,
+            )
+            self.message_user(request, message % {"count": failed}, messages.ERROR)

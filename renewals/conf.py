@@ -64,7 +64,7 @@ def _gateway(name: str, value: Any) -> Mapping[str, Any]:
 
 
 #: Scope -> (max requests, window seconds) on the one-click link's pages: 10 a minute per
-#: token, 60 a minute per client IP.
+#: token, 60 a minute per client IP. The IP limit also counts the statutory forms' POSTs.
 DEFAULT_LINK_RATE_LIMIT = {"TOKEN": (10, 60), "IP": (60, 60)}
 
 
@@ -104,8 +104,8 @@ DEFAULTS: dict[str, tuple[Any, Validator]] = {
     "MANAGE_URL": ("renewals:manage", string),
     # Seconds a rendered consent form stays valid; after that the user reads it again.
     "CONSENT_FORM_MAX_AGE": (86400, positive_int),
-    # Requests to the one-click link's pages per token and per client IP: (max, seconds) or
-    # None, counted in the default cache.
+    # Requests to the one-click link's pages per token and per client IP, and POSTs of the
+    # statutory forms per client IP: (max, seconds) or None, counted in the default cache.
     "LINK_RATE_LIMIT": (DEFAULT_LINK_RATE_LIMIT, _link_rate_limit),
     # Dotted path of ``callable(request) -> user | None``: who is calling the JSON API.
     "API_AUTHENTICATION": ("renewals.api.auth.session_user", string),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
 
 if TYPE_CHECKING:
-    from .models import Subscription
+    from .models import StripeEvent, Subscription
 
 
 class RenewalsError(Exception):
@@ -108,6 +108,43 @@ class IllegalTransition(RenewalsError):
 
 class GatewayError(RenewalsError):
     """The billing gateway refused or failed an operation."""
+
+
+class GatewayUnavailable(GatewayError):
+    """The processor could not be reached or asked to be tried later (rate limit, outage):
+    the same call, repeated later, may succeed."""
+
+
+class GatewayRefused(GatewayError):
+    """The processor refused the call (an invalid request, a declined card): repeating it
+    changes nothing. The message is the processor's; ``code`` its error code, if any."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PriceMismatch(RenewalsError):
+    """The processor's price charges other than the terms the user consented to."""
+
+    def __init__(self, price_id: str, differences: list[str]) -> None:
+        super().__init__(f"Price {price_id} differs from the terms: {'; '.join(differences)}.")
+        self.price_id = price_id
+        self.differences = differences
+
+
+class WebhookRejected(RenewalsError, SuspiciousOperation):
+    """A webhook request that is not verifiably the processor's: a missing, forged or stale
+    signature, or a body that is not an event. It is answered 400 and nothing is stored."""
+
+
+class WebhookEventFailed(RenewalsError):
+    """Applying a stored webhook event failed. The event is kept with its error; the
+    processor's retry or ``renewals_stripe_reprocess`` applies it later."""
+
+    def __init__(self, event: StripeEvent) -> None:
+        super().__init__(f"Stripe event {event.event_id} ({event.type}) failed: {event.error}")
+        self.event = event
 
 
 class AuditChainBroken(RenewalsError):

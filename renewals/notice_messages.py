@@ -70,11 +70,11 @@ reminder = MessageTemplate(
     texts={
         "zh-hans": LocalizedText(
             sms=(
-                "【{service_name}】您的自动续费将于{renewal_date}扣费{amount}{currency}。"
+                "【{service_name}】您的自动续费将于{renewal_date}扣费{amount} {currency}。"
                 "{how_to_cancel} 一键关闭：{cancel_url}"
             ),
             push_title="{service_name}自动续费提醒",
-            push_body="将于{renewal_date}扣费{amount}{currency}，点击可一键关闭自动续费。",
+            push_body="将于{renewal_date}扣费{amount} {currency}，点击可一键关闭自动续费。",
         ),
         "en": LocalizedText(
             sms=(
@@ -139,9 +139,9 @@ resumed = MessageTemplate(
     fields=ResumedFields,
     texts={
         "zh-hans": LocalizedText(
-            sms="【{service_name}】您已开通自动续费，将于{renewal_date}扣费{amount}{currency}。",
+            sms="【{service_name}】您已开通自动续费，将于{renewal_date}扣费{amount} {currency}。",
             push_title="{service_name}已开通自动续费",
-            push_body="将于{renewal_date}扣费{amount}{currency}。",
+            push_body="将于{renewal_date}扣费{amount} {currency}。",
         ),
         "en": LocalizedText(
             sms=(
@@ -187,11 +187,11 @@ cancellation_received = MessageTemplate(
         ),
         "en": LocalizedText(
             sms=(
-                "{service_name}: we received your cancellation of contract {contract} on "
-                "{received_at}."
+                "{service_name}: on {received_at} we received your cancellation of contract "
+                "{contract}."
             ),
             push_title="{service_name}: cancellation received",
-            push_body="We received your cancellation of contract {contract} on {received_at}.",
+            push_body="On {received_at} we received your cancellation of contract {contract}.",
         ),
     },
     providers=_DECLARATION_PROVIDERS,
@@ -208,12 +208,12 @@ withdrawn = MessageTemplate(
         ),
         "en": LocalizedText(
             sms=(
-                "{service_name}: we received your withdrawal from contract {contract} on "
-                "{received_at}. The contract has ended."
+                "{service_name}: on {received_at} we received your withdrawal from contract "
+                "{contract}. The contract has ended."
             ),
             push_title="{service_name}: withdrawal received",
             push_body=(
-                "We received your withdrawal from contract {contract} on {received_at}. "
+                "On {received_at} we received your withdrawal from contract {contract}. "
                 "The contract has ended."
             ),
         ),

@@ -7,6 +7,7 @@ link a reminder carries stays short: ``https://example.com/c/<token>/``.
 from django.urls import include, path
 
 from .views import manage, one_click, statutory
+from .webhooks import stripe
 
 app_name = "renewals"
 
@@ -18,4 +19,5 @@ urlpatterns: list = [
     path("subscriptions/<int:pk>/auto-renew-on/", manage.auto_renew_on, name="auto_renew_on"),
     *statutory.urls(statutory.CANCEL_CONTRACT, "cancel-contract"),
     *statutory.urls(statutory.WITHDRAW, "withdraw"),
+    path("stripe/webhook/", stripe.stripe_webhook, name="stripe_webhook"),
 ]

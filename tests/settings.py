@@ -39,6 +39,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "tests.urls"
+# Django's live server (the browser tests) serves static files under this prefix.
+STATIC_URL = "static/"
 
 TEMPLATES = [
     {

@@ -76,7 +76,10 @@ class Subscription(BaseModel):
         description="When the consent that auto-renewal now rests on was given; null while off."
     )
     terms_hash: str = Field(
-        description="The hash of the terms on record: a resume consents to exactly these."
+        description=(
+            "The hash of the terms the next renewal is charged at (amount, currency and "
+            "interval above): a resume consents to exactly these."
+        )
     )
     notices: list[Notice] = Field(
         description="Reminders planned and sent; withdrawn ones left out."
@@ -104,7 +107,7 @@ class Subscription(BaseModel):
             time_zone=subscription.time_zone,
             auto_renew=subscription.auto_renew,
             consent_given_at=subscription.local(consents[0].granted_at) if consents else None,
-            terms_hash=subscription.terms.content_hash,
+            terms_hash=terms.content_hash,
             notices=[Notice.of(notice, subscription) for notice in subscription.notices.all()],
         )
 

@@ -72,11 +72,13 @@ def turn_auto_renew_off(request: HttpRequest, user: Any, pk: int) -> Reply:
 def turn_auto_renew_on(
     request: HttpRequest, user: Any, pk: int, body: schemas.ResumeRequest
 ) -> Reply:
-    """Switch auto-renewal on again, with the user's fresh consent to the current terms.
+    """Switch auto-renewal on again, with the user's fresh consent to the terms the next
+    renewal is charged at.
 
-    Show the subscription's terms with an unticked control; send what the screen showed and
-    that the user ticked it. A terms_hash that is no longer current is 409 with the current
-    one in the error. When auto-renewal is already on, nothing changes.
+    Show the subscription's terms (its amount, currency and interval) with an unticked
+    control; send what the screen showed, with its terms_hash, and that the user ticked it.
+    A terms_hash that is no longer current is 409 with the current one in the error. When
+    auto-renewal is already on, nothing changes.
     """
     subscription = _get_or_404(Subscription.objects.filter(user=user), pk)
     try:

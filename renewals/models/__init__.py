@@ -4,6 +4,7 @@ from .audit import AuditCheckpoint, AuditEvent
 from .consent import Consent, ConsentChannel, RevokedVia
 from .declaration import ContractDeclaration, DeclarationKind, DeclarationStatus
 from .notice import PENDING_NOTICE_STATUSES, NoticeStatus, RenewalNotice
+from .stripe_event import EventOutcome, StripeEvent
 from .subscription import LIVE_STATUSES, TRANSITIONS, Status, Subscription
 from .terms import Interval, RenewalTerms
 
@@ -18,11 +19,13 @@ __all__ = [
     "ContractDeclaration",
     "DeclarationKind",
     "DeclarationStatus",
+    "EventOutcome",
     "Interval",
     "NoticeStatus",
     "RenewalNotice",
     "RenewalTerms",
     "RevokedVia",
     "Status",
+    "StripeEvent",
     "Subscription",
 ]

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .base import InsertOnly
 
@@ -34,6 +35,7 @@ class AuditEvent(InsertOnly):
         null=True,
         blank=True,
         related_name="audit_events",
+        verbose_name=_("subscription"),
     )
     actor = models.CharField(_("actor"), max_length=200)
     data = models.JSONField(_("data"), default=dict)
@@ -85,7 +87,12 @@ class AuditCheckpoint(InsertOnly):
         ordering = ["sequence"]
 
     def __str__(self) -> str:
-        return f"checkpoint #{self.sequence} ({len(self.heads)} chains)"
+        count = len(self.heads)
+        return ngettext(
+            "Checkpoint #%(sequence)s over %(count)d chain",
+            "Checkpoint #%(sequence)s over %(count)d chains",
+            count,
+        ) % {"sequence": self.sequence, "count": count}
 
     def content(self) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ..canonical import sha256_of
@@ -40,12 +41,23 @@ class Consent(InsertOnly):
     """
 
     subscription = models.ForeignKey(
-        "renewals.Subscription", on_delete=models.PROTECT, related_name="consents"
+        "renewals.Subscription",
+        on_delete=models.PROTECT,
+        related_name="consents",
+        verbose_name=_("subscription"),
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="renewal_consents"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="renewal_consents",
+        verbose_name=_("user"),
     )
-    terms = models.ForeignKey("renewals.RenewalTerms", on_delete=models.PROTECT, related_name="+")
+    terms = models.ForeignKey(
+        "renewals.RenewalTerms",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("terms agreed to"),
+    )
     terms_hash = models.CharField(_("terms hash agreed to"), max_length=64)
     policy = models.CharField(_("rule pack"), max_length=32)
     granted_at = models.DateTimeField(_("granted"))
@@ -81,8 +93,10 @@ class Consent(InsertOnly):
         indexes = [models.Index(fields=["subscription", "revoked_at"])]
 
     def __str__(self) -> str:
-        state = "revoked" if self.revoked_at else "active"
-        return f"Consent #{self.pk} to {self.terms_hash[:12]}… ({state})"
+        values = {"pk": self.pk, "hash": self.terms_hash[:12]}
+        if self.revoked_at:
+            return gettext("Consent #%(pk)s to terms %(hash)s… (revoked)") % values
+        return gettext("Consent #%(pk)s to terms %(hash)s… (active)") % values
 
     def evidence_content(self) -> dict[str, Any]:
         """The evidence of this consent, as the audit chain's ``evidence_sha256`` covers it."""

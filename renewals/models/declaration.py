@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import models
+from django.utils.text import capfirst
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ..canonical import sha256_of
@@ -61,7 +63,7 @@ class ContractDeclaration(models.Model):
         related_name="declarations",
         verbose_name=_("contract"),
     )
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("full name"), max_length=200)
     email = models.EmailField(_("email address"), blank=True)
     phone = models.CharField(_("phone number"), max_length=32, blank=True)
     contract_number = models.CharField(_("contract number given"), max_length=20)
@@ -80,7 +82,11 @@ class ContractDeclaration(models.Model):
         indexes = [models.Index(fields=["status", "received_at"])]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} of contract {self.contract_number} ({self.status})"
+        return gettext("%(kind)s of contract %(number)s (%(status)s)") % {
+            "kind": capfirst(self.get_kind_display()),
+            "number": self.contract_number,
+            "status": self.get_status_display(),
+        }
 
     @property
     def is_withdrawal(self) -> bool:

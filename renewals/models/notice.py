@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import models
+from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from notifications.models import Delivery
@@ -32,6 +33,7 @@ class RenewalNotice(models.Model):
         # The unique (subscription, renewal_at, rule_id) index serves every look-up by
         # subscription; a second index would only slow planning's inserts.
         db_index=False,
+        verbose_name=_("subscription"),
     )
     renewal_at = models.DateTimeField(_("renewal it announces"))
     policy = models.CharField(_("rule pack"), max_length=32)
@@ -92,12 +94,21 @@ class RenewalNotice(models.Model):
         indexes = [models.Index(fields=["status", "send_at"])]
 
     def __str__(self) -> str:
-        return f"{self.rule_id} before {self.renewal_at:%Y-%m-%d %H:%M} UTC ({self.status})"
+        return gettext("%(rule)s before the renewal of %(renewal)s UTC (%(status)s)") % {
+            "rule": self.rule_id,
+            "renewal": f"{self.renewal_at:%Y-%m-%d %H:%M}",
+            "status": self.get_status_display(),
+        }
 
     @property
     def channel_labels(self) -> list[str]:
         """The channels it goes out on, named as users read them ("SMS", "Push")."""
         return [str(Delivery.Channel(channel).label) for channel in self.channels]
+
+    @property
+    def channels_display(self) -> str:
+        """:attr:`channel_labels` listed as the active language lists words ("SMS, Push")."""
+        return pgettext("list separator", ", ").join(self.channel_labels)
 
     @property
     def given_at(self) -> dt.datetime | None:

@@ -103,6 +103,21 @@ class Subscription(models.Model):
         default=False,
         help_text=_("A change not yet confirmed by the gateway; the reconcile run retries it."),
     )
+    gateway_event_created = models.DateTimeField(
+        _("gateway state as of"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the newest gateway event applied here was created: an older one is ignored."
+        ),
+    )
+    held_invoice_id = models.CharField(
+        _("held invoice id"),
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text=_("The renewal's draft invoice the gate keeps from being charged (Stripe)."),
+    )
     request_key = models.CharField(
         _("checkout key"),
         max_length=64,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 from .base import InsertOnly
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
 
 
 class Interval(models.TextChoices):
@@ -19,6 +23,29 @@ class Interval(models.TextChoices):
     MONTH = "month", _("month")
     YEAR = "year", _("year")
 
+
+#: The price of one term of one interval, and of several: whole phrases, so that every
+#: language words them its own way.
+_PRICE_PER_INTERVAL: dict[str, _StrPromise] = {
+    Interval.DAY: _("%(amount)s per day"),
+    Interval.WEEK: _("%(amount)s per week"),
+    Interval.MONTH: _("%(amount)s per month"),
+    Interval.YEAR: _("%(amount)s per year"),
+}
+_PRICE_PER_INTERVALS: dict[str, _StrPromise] = {
+    Interval.DAY: ngettext_lazy(
+        "%(amount)s per %(count)d day", "%(amount)s per %(count)d days", "count"
+    ),
+    Interval.WEEK: ngettext_lazy(
+        "%(amount)s per %(count)d week", "%(amount)s per %(count)d weeks", "count"
+    ),
+    Interval.MONTH: ngettext_lazy(
+        "%(amount)s per %(count)d month", "%(amount)s per %(count)d months", "count"
+    ),
+    Interval.YEAR: ngettext_lazy(
+        "%(amount)s per %(count)d year", "%(amount)s per %(count)d years", "count"
+    ),
+}
 
 #: The fields whose content the hash commits to, in the order they are shown in the admin.
 HASHED_FIELDS = (
@@ -128,7 +155,7 @@ class RenewalTerms(InsertOnly):
         ]
 
     def __str__(self) -> str:
-        return f"{self.service_name}: {self.amount_display} / {self.interval_display}"
+        return f"{self.service_name}: {self.price_display}"
 
     def content(self) -> dict[str, Any]:
         """The hashed content: every field the user is shown, nothing else.
@@ -150,6 +177,9 @@ class RenewalTerms(InsertOnly):
         return f"{format_amount(Decimal(self.amount), self.currency)} {self.currency}"
 
     @property
-    def interval_display(self) -> str:
-        unit = Interval(self.interval).label
-        return str(unit) if self.interval_count == 1 else f"{self.interval_count} {unit}s"
+    def price_display(self) -> str:
+        """The amount and its term as one phrase in the active language: "25.00 CNY per
+        month", "60.00 CNY per 3 months"."""
+        count = self.interval_count
+        phrases = _PRICE_PER_INTERVAL if count == 1 else _PRICE_PER_INTERVALS
+        return phrases[self.interval] % {"amount": self.amount_display, "count": count}

@@ -36,7 +36,8 @@ def cancel_auto_renewal(
 
     Idempotent: a second call changes nothing and records nothing. Records who, when and
     through which route (``via``: a :class:`~renewals.models.RevokedVia` value), revokes the
-    consent and withdraws pending notices. Once the change is committed it tells the gateway,
+    consent and withdraws pending notices. Once the change is committed it tells the gateway
+    (unless the change was made there: ``via="gateway"``, which the gateway's webhook passes),
     sends ``auto_renewal_changed`` and sends the user a confirmation stating when the paid
     term ends. ``actor`` must be allowed to act for the subscription
     (:func:`~renewals.services.consent.ensure_may_act`).
@@ -48,7 +49,7 @@ def cancel_auto_renewal(
         if not subscription.auto_renew:
             return CancellationResult(subscription, False, subscription.next_renewal_at)
         now = timezone.now()
-        _switch(subscription, enabled=False)
+        _switch(subscription, enabled=False, gateway_knows=via is RevokedVia.GATEWAY)
         revoked = Consent.objects.filter(subscription=subscription, revoked_at__isnull=True).update(
             revoked_at=now,
             revoked_via=via,
@@ -76,8 +77,9 @@ def cancel_auto_renewal(
 def resume_auto_renewal(
     subscription: Subscription, *, evidence: ConsentEvidence | None, actor: Any
 ) -> Subscription:
-    """Switch auto-renewal on again; requires fresh consent to the current terms, given by
-    an ``actor`` allowed to act for the subscription
+    """Switch auto-renewal on again; requires fresh consent to the terms the next renewal is
+    charged at (:meth:`~renewals.models.Subscription.renewal_terms`, the upcoming ones when a
+    new price is pending), given by an ``actor`` allowed to act for the subscription
     (:func:`~renewals.services.consent.ensure_may_act`).
 
     Once committed, the gateway and the ``auto_renewal_changed`` receivers are told, and the
@@ -109,20 +111,22 @@ def resume_auto_renewal(
     return subscription
 
 
-def _switch(subscription: Subscription, *, enabled: bool) -> None:
-    """Save the new auto-renewal state, flagged for the gateway until it confirms."""
+def _switch(subscription: Subscription, *, enabled: bool, gateway_knows: bool = False) -> None:
+    """Save the new auto-renewal state, flagged for the gateway until it confirms (unless
+    ``gateway_knows``: the change came from it)."""
     subscription.auto_renew = enabled
-    subscription.gateway_sync_pending = True
+    subscription.gateway_sync_pending = not gateway_knows
     subscription.save(update_fields=["auto_renew", "gateway_sync_pending", "updated_at"])
 
 
 def _announce(
     subscription: Subscription, event: AuditEvent, *, actor: Any, via: RevokedVia | None
 ) -> None:
-    """Once the change is committed (never for one rolled back): tell the gateway, the
-    project's receivers, and the user. A failure of one is logged and does not stop the
-    others, nor undo the change."""
-    transaction.on_commit(lambda: sync_gateway(subscription.pk), robust=True)
+    """Once the change is committed (never for one rolled back): tell the gateway (unless
+    it was the gateway that told us), the project's receivers, and the user. A failure of one
+    is logged and does not stop the others, nor undo the change."""
+    if subscription.gateway_sync_pending:
+        transaction.on_commit(lambda: sync_gateway(subscription.pk), robust=True)
     transaction.on_commit(
         lambda: auto_renewal_changed.send(
             sender=Subscription,
@@ -144,15 +148,22 @@ def sync_gateway(subscription_id: int) -> bool:
     syncs (say, of a resume and the cancel right after it) reach the gateway in order and the
     last state sent is the current one. On any failure the flag stays set and
     ``renewals_reconcile`` tries again, so a crash between the two steps is repaired.
+    Once the gateway has the state, its events created before the call are older than it
+    (``gateway_event_created``): a late one cannot switch auto-renewal back.
     """
     try:
         with transaction.atomic():
             subscription = Subscription.objects.select_for_update().get(pk=subscription_id)
             if not subscription.gateway_sync_pending:
                 return False  # another sync got there first
+            started = timezone.now()
             gateway_for(subscription).set_auto_renew(subscription, subscription.auto_renew)
             subscription.gateway_sync_pending = False
-            subscription.save(update_fields=["gateway_sync_pending", "updated_at"])
+            applied = subscription.gateway_event_created
+            subscription.gateway_event_created = max(started, applied) if applied else started
+            subscription.save(
+                update_fields=["gateway_sync_pending", "gateway_event_created", "updated_at"]
+            )
             record_event(
                 "gateway_synced",
                 subscription=subscription,

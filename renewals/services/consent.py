@@ -103,8 +103,10 @@ def ensure_may_act(subscription: Subscription, actor: Any) -> None:
 def record_consent(
     subscription: Subscription, evidence: ConsentEvidence | None, *, actor: Any = None
 ) -> Consent:
-    """Store consent to the subscription's current terms, after checking it is valid and
-    that ``actor`` may act for the subscription (:func:`ensure_may_act`).
+    """Store consent to the terms the subscription's next renewal is charged at
+    (:meth:`~renewals.models.Subscription.renewal_terms`: its upcoming terms when a new price
+    is pending), after checking it is valid and that ``actor`` may act for the subscription
+    (:func:`ensure_may_act`).
 
     The audit chain records the consent's id, terms hash, channel and form, and the sha256 of
     its evidence; the personal data (IP address, user agent) stays in the consent row only,
@@ -113,7 +115,7 @@ def record_consent(
     ensure_may_act(subscription, actor)
     if not subscription.is_live:
         raise IllegalTransition(subscription.status, "consented")
-    validate_consent(evidence, subscription.terms, subscription.policy)
+    validate_consent(evidence, subscription.renewal_terms(), subscription.policy)
     assert evidence is not None
     return _record(subscription, evidence, actor)
 
@@ -142,7 +144,7 @@ def _store(subscription: Subscription, evidence: ConsentEvidence) -> Consent:
     return Consent.objects.create(
         subscription=subscription,
         user=subscription.user,
-        terms=subscription.terms,
+        terms=subscription.renewal_terms(),
         terms_hash=evidence.terms_hash,
         policy=subscription.policy,
         granted_at=timezone.now(),

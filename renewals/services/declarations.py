@@ -75,14 +75,20 @@ def policies_with_flow(flow: CancellationFlow) -> list[str]:
     )
 
 
-def contracts_offered(user: Any, flow: CancellationFlow, at: dt.datetime) -> QuerySet[Subscription]:
-    """The user's contracts that ``flow`` can end at ``at``: for a cancellation those that
-    still renew, for a withdrawal those inside their withdrawal period."""
-    mine = Subscription.objects.filter(user=user, policy__in=policies_with_flow(flow))
+def can_end(subscription: Subscription, flow: CancellationFlow, at: dt.datetime) -> bool:
+    """Whether ``flow`` can end the subscription at ``at``: a cancellation one that still
+    renews, a withdrawal one inside its withdrawal period (:func:`can_withdraw`)."""
     if flow is CancellationFlow.WITHDRAWAL:
-        open_ = mine.filter(status__in={Status.PENDING, *LIVE_STATUSES})
-        return mine.filter(pk__in=[s.pk for s in open_ if can_withdraw(s, at)])
-    return mine.filter(status__in=LIVE_STATUSES, auto_renew=True)
+        return can_withdraw(subscription, at)
+    return subscription.is_live and subscription.auto_renew
+
+
+def contracts_offered(user: Any, flow: CancellationFlow, at: dt.datetime) -> QuerySet[Subscription]:
+    """The user's contracts under a pack with ``flow`` that it can end at ``at``
+    (:func:`can_end`)."""
+    mine = Subscription.objects.filter(user=user, policy__in=policies_with_flow(flow))
+    open_ = mine.filter(status__in={Status.PENDING, *LIVE_STATUSES})
+    return mine.filter(pk__in=[s.pk for s in open_ if can_end(s, flow, at)])
 
 
 def find_contract(

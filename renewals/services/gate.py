@@ -13,6 +13,12 @@ from ..signals import renewal_held
 from .audit import record_event
 from .scheduling import required_rules
 
+#: The audit event of a subscription brought in from its processor (``renewals_stripe_import``).
+IMPORTED = "subscription_imported"
+#: The gate's reason for a subscription imported without consent that its user has not yet
+#: given here: its renewals are held (remedy ``defer``) until they do.
+AWAITING_CONSENT = "imported without consent: the renewal waits for the user's consent"
+
 
 @dataclass(frozen=True)
 class GateDecision:
@@ -27,16 +33,20 @@ def renewal_gate(subscription: Subscription, renewal_time: dt.datetime) -> GateD
     """Decide whether the renewal at ``renewal_time`` may be charged, and record the answer.
 
     A renewal needs a live subscription with auto-renewal on, an unrevoked consent to its
-    current terms, and every notice its rule pack requires given inside its window. Without
-    consent the remedy is always ``lapse``: nothing can make that charge lawful. A missing
-    notice gets the pack's remedy (``defer``: send it and renew later; ``lapse``).
+    current terms or to the terms the renewal is charged at (its upcoming terms, which a
+    resume consents to), and every notice its rule pack requires given inside its window.
+    Without consent the remedy is ``lapse``: nothing can make that charge lawful; only a
+    subscription imported from its processor whose user has not consented yet is held
+    (``defer``) until they do (:func:`awaits_consent`). A missing notice gets the pack's
+    remedy (``defer``: send it and renew later; ``lapse``).
     A refusal sends ``renewal_held`` once the caller's transaction commits; acting on the
     decision is :func:`~renewals.services.renewing.run_due_renewals`'s.
     """
     subscription.refresh_from_db()
     reasons = _consent_reasons(subscription)
     if reasons:
-        decision = GateDecision(False, reasons, GateRemedy.LAPSE)
+        remedy = GateRemedy.DEFER if reasons == (AWAITING_CONSENT,) else GateRemedy.LAPSE
+        decision = GateDecision(False, reasons, remedy)
     else:
         reasons = _notice_reasons(subscription, renewal_time)
         pack = get_pack(subscription.policy)
@@ -72,9 +82,21 @@ def _consent_reasons(subscription: Subscription) -> tuple[str, ...]:
     consented = Consent.objects.filter(
         subscription=subscription,
         revoked_at__isnull=True,
-        terms_hash=subscription.terms.content_hash,
+        terms_hash__in={subscription.terms.content_hash, subscription.renewal_terms().content_hash},
     ).exists()
-    return () if consented else ("no unrevoked consent to the current terms",)
+    if consented:
+        return ()
+    if awaits_consent(subscription):
+        return (AWAITING_CONSENT,)
+    return ("no unrevoked consent to the current terms",)
+
+
+def awaits_consent(subscription: Subscription) -> bool:
+    """The subscription was imported from its processor and its user never consented here."""
+    return (
+        not Consent.objects.filter(subscription=subscription).exists()
+        and subscription.audit_events.filter(kind=IMPORTED).exists()
+    )
 
 
 def _notice_reasons(subscription: Subscription, renewal_time: dt.datetime) -> tuple[str, ...]:

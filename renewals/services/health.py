@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from notifications.models import Delivery
 
@@ -39,6 +40,33 @@ DEFAULT_LIMIT = 20
 #: One row of a section: column -> an id, a UTC ISO time, a short text, a flag or ``None``.
 Row = Mapping[str, str | int | bool | None]
 
+#: The columns of the sections' rows, as people read them (the admin's table heads).
+COLUMN_LABELS: Mapping[str, StrOrPromise] = {
+    "subscription": _("subscription"),
+    "notice": _("notice"),
+    "delivery": _("delivery"),
+    "rule": _("notice rule"),
+    "policy": _("rule pack"),
+    "status": _("status"),
+    "problem": _("problem"),
+    "reason": _("reason"),
+    "error": _("error"),
+    "renewal_at": _("renewal"),
+    "next_renewal_at": _("next renewal"),
+    "held_renewal_at": _("held renewal"),
+    "missed_at": _("missed"),
+    "queued_at": _("queued at"),
+    "changed_at": _("changed at"),
+    "channel": _("channel"),
+    "backend": _("backend"),
+    "recipient": _("recipient"),
+    "reference": _("reference"),
+    "attempts": _("attempts"),
+    "gateway": _("billing gateway"),
+    "gateway_subscription": _("gateway subscription id"),
+    "auto_renew": _("auto-renewal on"),
+}
+
 #: Not given yet, but still able to be: a receipt may still come for a ``sent`` notice.
 _AWAITING = PENDING_NOTICE_STATUSES | {NoticeStatus.SENT}
 
@@ -61,6 +89,11 @@ class Section:
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(self.rows[0]) if self.rows else ()
+
+    @property
+    def headers(self) -> tuple[StrOrPromise, ...]:
+        """The columns' labels (:data:`COLUMN_LABELS`)."""
+        return tuple(COLUMN_LABELS[column] for column in self.columns)
 
     @property
     def more(self) -> int:
@@ -157,7 +190,11 @@ def health_report(
     sections = (
         Section(
             "unannounced",
-            _("Required notices not given, for renewals due in the next %(days)d days")
+            ngettext(
+                "Required notices not given, for renewals due in the next %(days)d day",
+                "Required notices not given, for renewals due in the next %(days)d days",
+                days,
+            )
             % {"days": days},
             alert=True,
             count=len(unannounced),
@@ -177,7 +214,12 @@ def health_report(
         ),
         _section(
             "stuck_deliveries",
-            _("Deliveries queued for more than %(minutes)d minutes") % {"minutes": stuck_minutes},
+            ngettext(
+                "Deliveries queued for more than %(minutes)d minute",
+                "Deliveries queued for more than %(minutes)d minutes",
+                stuck_minutes,
+            )
+            % {"minutes": stuck_minutes},
             Delivery.objects.filter(status=Delivery.Status.QUEUED, queued_at__lt=since).order_by(
                 "queued_at", "pk"
             ),
@@ -193,7 +235,11 @@ def health_report(
         ),
         _section(
             "gateway_sync_pending",
-            _("Gateway syncs pending for more than %(minutes)d minutes")
+            ngettext(
+                "Gateway syncs pending for more than %(minutes)d minute",
+                "Gateway syncs pending for more than %(minutes)d minutes",
+                stuck_minutes,
+            )
             % {"minutes": stuck_minutes},
             Subscription.objects.filter(gateway_sync_pending=True, updated_at__lt=since).order_by(
                 "updated_at", "pk"

@@ -92,7 +92,7 @@ def _take(pk: int, now: dt.datetime) -> Outcome | None:
         if decision.allowed:
             _renew(subscription, renewal_at)
             return "renewed"
-        _hold(subscription, renewal_at, decision)
+        hold_refused_renewal(subscription, renewal_at, decision)
         if decision.remedy is GateRemedy.DEFER:
             _defer(subscription, renewal_at, decision, now)
             return "deferred"
@@ -134,8 +134,13 @@ def _renew(subscription: Subscription, renewal_at: dt.datetime) -> None:
     plan_notices(subscription)
 
 
-def _hold(subscription: Subscription, renewal_at: dt.datetime, decision: GateDecision) -> None:
-    """Keep the renewal from being charged: once, at the gateway, for the renewal first held."""
+def hold_refused_renewal(
+    subscription: Subscription, renewal_at: dt.datetime, decision: GateDecision
+) -> None:
+    """Keep the renewal the gate refused (``decision``) from being charged: at the gateway
+    once, for the renewal first held, and ``on_hold`` here. The renewal run and the Stripe
+    webhook (a renewal's draft invoice, ``invoice.created``) both hold through this; the
+    caller holds the subscription's row lock."""
     changes: dict[str, Any] = {}
     if subscription.held_renewal_at is None:
         gateway_for(subscription).hold_renewal(subscription, renewal_at)

@@ -2,15 +2,20 @@
 
 BGB § 312k wants the cancellation button reachable at all times; put the tag in the footer of
 the site's base template. It links straight to the confirmation page, labelled as the pack says.
+
+``{% contract_link subscription as link %}``: the link into the statutory flow for one of the
+user's contracts, for a manage page (``link.label``, ``link.url``; empty when there is none).
 """
 
 from __future__ import annotations
 
 from django import template
 from django.urls import reverse
+from django.utils import timezone
 
+from ..models import Subscription
 from ..policies import get_pack
-from ..views.statutory import ROUTES, labels
+from ..views.statutory import ROUTES, ContractLink, contract_link, labels
 
 register = template.Library()
 
@@ -29,3 +34,9 @@ def statutory_button(policy: str) -> dict[str, str]:
         "url": reverse(f"renewals:{route.name}_confirm", args=[policy]),
         "label": labels(pack, route)["start"],
     }
+
+
+@register.simple_tag(name="contract_link")
+def contract_link_now(subscription: Subscription) -> ContractLink | None:
+    """:func:`renewals.views.statutory.contract_link` of ``subscription`` now."""
+    return contract_link(subscription, timezone.now())

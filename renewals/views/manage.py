@@ -5,7 +5,8 @@ again with fresh consent.
 auto-renewal, the consent's date, and the reminders planned and sent.
 ``subscriptions/<pk>/auto-renew-off/`` (POST) switches auto-renewal off through
 :func:`~renewals.services.cancel_auto_renewal`. ``subscriptions/<pk>/auto-renew-on/`` shows
-the current terms' disclosure with an unticked box (GET), and switches auto-renewal on through
+the disclosure of the terms the next renewal is charged at (``renewal_terms()``) with an
+unticked box (GET), and switches auto-renewal on through
 :func:`~renewals.services.resume_auto_renewal` with that fresh consent (POST). Another user's
 subscription is a 404.
 """
@@ -90,7 +91,7 @@ def auto_renew_on(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("renewals:manage")
     form = ConsentForm(
         request.POST or None,
-        terms=subscription.terms,
+        terms=subscription.renewal_terms(),  # what the next renewal charges
         first_renewal_at=subscription.next_renewal_at,
         time_zone=subscription.time_zone,
         trial=False,  # the subscription had its trial, if any, when it started

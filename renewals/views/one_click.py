@@ -28,6 +28,7 @@ from ..models import AuditEvent, RevokedVia, Status, Subscription
 from ..services import cancel_auto_renewal
 from ..services.audit import chain_of
 from ..tokens import read_one_click_token
+from .throttle import ip_retry_after, too_many_requests
 
 #: Subscriptions that no longer renew, whatever their auto-renewal flag says.
 ENDED = frozenset({Status.EXPIRED, Status.CANCELED})
@@ -38,9 +39,7 @@ ENDED = frozenset({Status.EXPIRED, Status.CANCELED})
 def one_click_cancel(request: HttpRequest, token: str) -> HttpResponse:
     retry_after = _retry_after(request, token)
     if retry_after is not None:
-        response = _page(request, "too_many_requests", {"retry_after": retry_after}, status=429)
-        response["Retry-After"] = str(retry_after)
-        return response
+        return too_many_requests(request, retry_after)
     try:
         notice = read_one_click_token(token)
     except LinkExpired:
@@ -67,10 +66,9 @@ def one_click_cancel(request: HttpRequest, token: str) -> HttpResponse:
 
 def _retry_after(request: HttpRequest, token: str) -> int | None:
     """Count the request per client IP and per token; the seconds to wait if over a limit."""
-    limits = renewals_settings.LINK_RATE_LIMIT
     waits = [
-        ratelimit.hit("one_click:ip", request.META.get("REMOTE_ADDR", ""), limits["IP"]),
-        ratelimit.hit("one_click:token", token, limits["TOKEN"]),
+        ip_retry_after(request, "one_click:ip"),
+        ratelimit.hit("one_click:token", token, renewals_settings.LINK_RATE_LIMIT["TOKEN"]),
     ]
     return max((wait for wait in waits if wait is not None), default=None)
 

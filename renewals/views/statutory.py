@@ -24,16 +24,17 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, urlencode
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
 from ..exceptions import UnknownPolicy
-from ..models import ContractDeclaration, DeclarationStatus
+from ..models import ContractDeclaration, DeclarationStatus, Subscription
 from ..policies import CancellationFlow, RulePack, get_pack
-from ..services.declarations import declare
+from ..services.declarations import can_end, declare
 from ..statutory_forms import CancellationForm, DeclarationForm
+from .throttle import ip_retry_after, too_many_requests
 
 RECEIPT_SALT = "renewals.declaration_receipt"
 #: How long the receipt's address shows the declaration; the download keeps it for good.
@@ -89,6 +90,33 @@ def urls(route: Route, prefix: str) -> list[URLPattern]:
     ]
 
 
+@dataclass(frozen=True)
+class ContractLink:
+    """A link from the holder's manage page into the statutory flow for one contract."""
+
+    label: str
+    url: str
+
+
+def contract_link(subscription: Subscription, at: dt.datetime) -> ContractLink | None:
+    """The way into the statutory flow of the subscription's rule pack, for its holder:
+    a cancellation button always (BGB § 312k wants it reachable at all times), a withdrawal
+    function while the contract can be withdrawn from; ``None`` under a pack with neither
+    flow, or out of the withdrawal period. The link preselects the contract while the flow
+    can end it (:func:`~renewals.services.declarations.can_end`)."""
+    pack = get_pack(subscription.policy)
+    route = ROUTES.get(pack.cancellation.flow)
+    if route is None:
+        return None
+    offered = can_end(subscription, route.flow, at)
+    if route.withdrawal and not offered:
+        return None
+    url = reverse(f"renewals:{route.name}_confirm", args=[subscription.policy])
+    if offered:
+        url = f"{url}?{urlencode({'contract': subscription.pk})}"
+    return ContractLink(labels(pack, route)["start"], url)
+
+
 def labels(pack: RulePack, route: Route) -> dict[str, str]:
     """The start and final buttons' labels: the pack's legally worded ones, else defaults."""
     return {
@@ -118,8 +146,13 @@ def start(request: HttpRequest, policy: str, *, route: Route) -> HttpResponse:
 def confirm(request: HttpRequest, policy: str, *, route: Route) -> HttpResponse:
     """The confirmation page: GET shows the form and changes nothing; a valid POST records the
     declaration and redirects to its receipt. ``?contract=<id>`` preselects one of the signed-in
-    consumer's contracts that the flow can end (404 for any other)."""
+    consumer's contracts that the flow can end (404 for any other). POSTs are counted per
+    client IP (``RENEWALS["LINK_RATE_LIMIT"]["IP"]``); past the limit the answer is 429."""
     pack = _pack(policy, route)
+    if request.method == "POST":
+        retry_after = ip_retry_after(request, "declaration:ip")
+        if retry_after is not None:
+            return too_many_requests(request, retry_after)
     user = request.user if request.user.is_authenticated else None
     now = timezone.now()
     form = route.form_class(

@@ -77,7 +77,7 @@ def test_renewal_templates():
         "cancel_url": "https://e.example/c/abc",
     }
     rendered = get_template("renewals.reminder").render(context, "zh-hans")
-    assert rendered.text.sms.startswith("【会员】您的自动续费将于2025年3月1日扣费25.00元。")
+    assert rendered.text.sms.startswith("【会员】您的自动续费将于2025年3月1日扣费25.00 元。")
     assert rendered.text.sms.endswith("一键关闭：https://e.example/c/abc")
     assert sms_segments(rendered.text.sms) <= 2
     template = get_template("renewals.reminder")

@@ -20,7 +20,7 @@ from notifications.models import Device
 from renewals.api.errors import ErrorResponse
 from renewals.api.schemas import ResumeRequest
 from renewals.api.views import ROUTES
-from renewals.models import AuditEvent, Consent, NoticeStatus, Status
+from renewals.models import AuditEvent, Consent, NoticeStatus, Status, Subscription
 from renewals.services import cancel_auto_renewal, subscribe
 
 from .api_auth import token_for
@@ -225,6 +225,25 @@ def test_on_with_a_stale_terms_hash_is_a_conflict_naming_the_current_hash(api, c
     assert error["current_terms_hash"] == cancelled.terms.content_hash
     cancelled.refresh_from_db()
     assert cancelled.auto_renew is False
+
+
+def test_with_a_new_price_pending_on_consents_to_the_terms_the_subscription_shows(api, cancelled):
+    dearer = make_terms(amount="30.00")
+    Subscription.objects.filter(pk=cancelled.pk).update(upcoming_terms=dearer)
+    on = url("api_auto_renew_on", pk=cancelled.pk)
+    shown = api.get(url("api_subscription", pk=cancelled.pk)).json()
+    assert shown["amount"] == "30.00"
+    assert shown["terms_hash"] == dearer.content_hash
+
+    stale = post_json(api, on, resume_body(cancelled))  # the terms the subscription began on
+    assert error_of(stale, 409, "stale_terms")["current_terms_hash"] == shown["terms_hash"]
+    response = post_json(api, on, resume_body(cancelled, terms_hash=shown["terms_hash"]))
+
+    assert response.status_code == 200
+    assert response.json()["terms_hash"] == dearer.content_hash
+    consent = Consent.objects.get(subscription=cancelled, revoked_at__isnull=True)
+    assert consent.terms == dearer
+    assert consent.terms_hash == dearer.content_hash
 
 
 @pytest.mark.parametrize(

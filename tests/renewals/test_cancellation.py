@@ -11,7 +11,13 @@ from django.core.management import call_command
 from django.db import connection, connections
 from freezegun import freeze_time
 
-from renewals.exceptions import ConsentMissing, GatewayError, IllegalTransition, NotAllowed
+from renewals.exceptions import (
+    ConsentMissing,
+    GatewayError,
+    IllegalTransition,
+    NotAllowed,
+    StaleTermsHash,
+)
 from renewals.gateways import gateway_for, gateway_named, get_gateway
 from renewals.models import AuditEvent, NoticeStatus, Status
 from renewals.services import (
@@ -118,6 +124,27 @@ def test_resume_needs_fresh_consent(subscription, gateway, django_capture_on_com
     assert subscription.consents.filter(revoked_at__isnull=True).count() == 1
     assert subscription.notices.filter(status=NoticeStatus.PLANNED).count() == 1
     assert gateway.calls[-1] == ("set_auto_renew", subscription.pk, True)
+
+
+@freeze_time("2027-02-03 02:00:00+00:00")
+def test_resume_takes_consent_to_the_terms_the_next_renewal_charges(subscription, gateway):
+    cancel_auto_renewal(subscription, actor=subscription.user, via="manage_page")
+    dearer = make_terms(amount="30.00")
+    subscription.upcoming_terms = dearer
+    subscription.save(update_fields=["upcoming_terms"])
+
+    with pytest.raises(StaleTermsHash) as refused:
+        resume_auto_renewal(
+            subscription, evidence=make_evidence(subscription.terms), actor=subscription.user
+        )
+    assert refused.value.current == dearer.content_hash
+    subscription.refresh_from_db()
+    assert not subscription.auto_renew
+
+    resume_auto_renewal(subscription, evidence=make_evidence(dearer), actor=subscription.user)
+    consent = subscription.consents.get(revoked_at__isnull=True)
+    assert consent.terms == dearer
+    assert consent.terms_hash == dearer.content_hash
 
 
 @freeze_time("2027-02-03 02:00:00+00:00")

@@ -101,7 +101,7 @@ def test_a_resume_is_confirmed_with_the_next_renewal_and_its_amount(
             subscription, evidence=make_evidence(subscription.terms), actor=subscription.user
         )
     (sms,) = sms_bodies()
-    assert sms == "【Example Plus】您已开通自动续费，将于2027年3月10日 09:00扣费25.00CNY。"
+    assert sms == "【Example Plus】您已开通自动续费，将于2027年3月10日 09:00扣费25.00 CNY。"
 
 
 def test_a_cancel_rolled_back_sends_nothing(django_capture_on_commit_callbacks):

@@ -6,6 +6,7 @@ from django import forms
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 from django.http import QueryDict
+from django.template.loader import render_to_string
 from django.test import RequestFactory
 from freezegun import freeze_time
 
@@ -367,3 +368,10 @@ class TestConsentEvidence:
     def test_invalid_form_has_no_evidence(self):
         with pytest.raises(ValueError, match="valid"):
             consent_form({}).consent_evidence(self.request())
+
+
+def test_the_consent_fields_label_the_box_with_the_renewal_wording_alone():
+    form = consent_form()
+    html = render_to_string("renewals/consent_fields.html", {"form": form})
+    wording = form.terms.renewal_wording
+    assert f'<label for="id_auto_renew_consent">{wording}</label>' in html  # no ":" added

@@ -9,7 +9,7 @@ from freezegun import freeze_time
 
 from renewals.models import AuditEvent, NoticeStatus
 from renewals.policies import GateRemedy
-from renewals.services import cancel_auto_renewal, renewal_gate, subscribe
+from renewals.services import cancel_auto_renewal, renewal_gate, resume_auto_renewal, subscribe
 from renewals.signals import renewal_held
 
 from .factories import make_evidence, make_subscription, make_terms, make_user
@@ -109,6 +109,19 @@ def test_consent_to_other_terms_means_lapse():
     decision = renewal_gate(subscription, subscription.next_renewal_at)
     assert decision.reasons == ("no unrevoked consent to the current terms",)
     assert decision.remedy == GateRemedy.LAPSE
+
+
+def test_consent_to_the_upcoming_terms_lets_their_renewal_through(subscription):
+    """A resume while a new price is pending consents to the new terms, which the renewal
+    charges."""
+    dearer = make_terms(amount="30.00")
+    cancel_auto_renewal(subscription, actor=None, via="system")
+    subscription.upcoming_terms = dearer
+    subscription.save(update_fields=["upcoming_terms"])
+    resume_auto_renewal(subscription, evidence=make_evidence(dearer), actor=subscription.user)
+    _give(subscription, subscription.next_renewal_at - dt.timedelta(days=6))
+
+    assert renewal_gate(subscription, subscription.next_renewal_at).allowed
 
 
 def test_fr_pack_lapses_instead_of_deferring(settings):

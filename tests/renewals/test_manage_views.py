@@ -18,7 +18,15 @@ from freezegun import freeze_time
 from renewals.exceptions import IllegalTransition
 from renewals.forms import ConsentForm
 from renewals.links import manage_url
-from renewals.models import AuditEvent, Consent, NoticeStatus, RevokedVia, Status
+from renewals.models import (
+    AuditEvent,
+    Consent,
+    NoticeStatus,
+    RenewalTerms,
+    RevokedVia,
+    Status,
+    Subscription,
+)
 from renewals.services import plan_notices, record_consent
 
 from .factories import make_evidence, make_subscription, make_terms, make_user
@@ -170,6 +178,66 @@ def test_an_ended_subscription_offers_no_switch(owner, subscription):
     assert on_url(subscription) not in page.text
 
 
+# --- the contract number and the statutory flows ---------------------------------------------
+
+BERLIN = ZoneInfo("Europe/Berlin")
+#: An eu contract concluded on 20 February at 13:00 in Berlin: it can be withdrawn from until
+#: the end of 6 March, Berlin time.
+CONCLUDED = dt.datetime(2027, 2, 20, 12, tzinfo=dt.UTC)
+LAST_INSTANT = dt.datetime(2027, 3, 6, 23, 59, 59, tzinfo=BERLIN)
+PERIOD_OVER = dt.datetime(2027, 3, 7, tzinfo=BERLIN)
+
+
+def contract(user, policy, **fields):
+    terms = make_terms(service_name="Streamo", currency="EUR", locale="en")
+    return make_subscription(user, terms, policy=policy, time_zone="Europe/Berlin", **fields)
+
+
+def links(page, url: str, label: str) -> bool:
+    """Whether ``page`` links to exactly ``url``, labelled ``label``."""
+    return bool(re.search(rf'<a [^>]*href="{re.escape(url)}"[^>]*>{label}</a>', page.text))
+
+
+def test_each_subscription_shows_its_contract_number(owner, subscription):
+    page = owner.get(MANAGE)
+    assert re.search(rf"<dt>Contract number</dt>\s*<dd>{subscription.pk}</dd>", page.text)
+
+
+def test_a_de_contract_links_to_the_cancellation_button_with_it_preselected(owner, subscription):
+    de = contract(subscription.user, "de")
+    page = owner.get(MANAGE)
+
+    link = f"{reverse('renewals:cancel_contract_confirm', args=['de'])}?contract={de.pk}"
+    assert links(page, link, "Verträge hier kündigen")
+    assert page.text.count("renewals-statutory-button") == 1  # none for the cn subscription
+    confirm = owner.get(link)
+    assert confirm.status_code == 200
+    assert confirm.context["form"]["contract"].value() == de.pk
+
+
+def test_the_cancellation_button_stays_once_auto_renewal_is_off(owner, subscription):
+    contract(subscription.user, "de", auto_renew=False)
+    page = owner.get(MANAGE)
+
+    start = reverse("renewals:cancel_contract_confirm", args=["de"])
+    assert links(page, start, "Verträge hier kündigen")
+    assert owner.get(start).status_code == 200
+
+
+@pytest.mark.parametrize(("at", "offered"), [(LAST_INSTANT, True), (PERIOD_OVER, False)])
+def test_an_eu_contract_links_to_the_withdrawal_function_inside_its_period(
+    owner, subscription, at, offered
+):
+    with freeze_time(CONCLUDED):
+        eu = contract(subscription.user, "eu")
+    with freeze_time(at):
+        page = owner.get(MANAGE)
+
+    link = f"{reverse('renewals:withdraw_confirm', args=['eu'])}?contract={eu.pk}"
+    assert links(page, link, "withdraw from contract here") is offered
+    assert ("renewals-statutory-button" in page.text) is offered
+
+
 # --- off: one POST -------------------------------------------------------------------------
 
 
@@ -283,6 +351,43 @@ def test_switching_on_records_fresh_consent(owner, switched_off):
     assert "trial" not in fresh.disclosure_text
     event = AuditEvent.objects.get(kind="auto_renewal_resumed")
     assert event.actor == f"user:{switched_off.user.pk}"
+
+
+def price_change(subscription) -> RenewalTerms:
+    """Set a dearer price for the subscription's next renewal; return its terms."""
+    dearer = make_terms(
+        amount="30.00",
+        renewal_wording="Renews automatically every month at 30.00 CNY until you cancel.",
+    )
+    Subscription.objects.filter(pk=subscription.pk).update(upcoming_terms=dearer)
+    return dearer
+
+
+def test_with_a_new_price_pending_switching_on_is_consent_to_it(owner, switched_off):
+    dearer = price_change(switched_off)
+    page = owner.get(on_url(switched_off))
+
+    assert page.context["form"].terms == dearer
+    assert "Price: 30.00 CNY per month" in page.text
+    assert "25.00" not in page.text
+    response = owner.post(on_url(switched_off), ticked(page), follow=True)
+    assert said(response) == ["Auto-renewal of Example Plus is on."]
+    fresh = switched_off.consents.get(revoked_at__isnull=True)
+    assert fresh.terms == dearer
+    assert fresh.terms_hash == dearer.content_hash
+    assert "Price: 30.00 CNY per month" in fresh.disclosure_text
+
+
+def test_a_new_price_set_while_the_on_page_is_open_is_asked_about_again(owner, switched_off):
+    page = owner.get(on_url(switched_off))
+    price_change(switched_off)
+    response = owner.post(on_url(switched_off), ticked(page))
+
+    assert response.status_code == 200
+    assert "The terms changed after this page was shown." in response.text
+    assert "Price: 30.00 CNY per month" in response.text
+    switched_off.refresh_from_db()
+    assert not switched_off.auto_renew
 
 
 @pytest.mark.parametrize("value", ["", "on", "0", "off", "no", "false", "true", "1"])

@@ -44,11 +44,6 @@ SUBSCRIPTION_DATA = ("Example Plus", "25.00", "2027", "Asia/Shanghai")
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_counts():
-    cache.clear()  # the rate limit counts in the default cache, which outlives a test
-
-
-@pytest.fixture(autouse=True)
 def _manage_page(settings):
     settings.RENEWALS = {**settings.RENEWALS, "MANAGE_URL": MANAGE}
 

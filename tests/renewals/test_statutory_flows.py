@@ -225,7 +225,7 @@ def test_jetzt_kuendigen_switches_auto_renewal_off_and_confirms_with_date_and_ti
     assert "download the declaration as a text file" in receipt
 
     assert sms_bodies() == [
-        f"Streamo: we received your cancellation of contract {mine.pk} on {NOW_SHOWN}.",
+        f"Streamo: on {NOW_SHOWN} we received your cancellation of contract {mine.pk}.",
         f"Streamo: auto-renewal is off. From {ends}, 10:30 a.m. you will not be charged again.",
     ]
 
@@ -433,6 +433,36 @@ def test_a_post_without_the_csrf_token_is_refused(holder):
 
 
 @freeze_time(NOW)
+@pytest.mark.parametrize(("flow", "policy"), [("cancel_contract", "de"), ("withdraw", "eu")])
+def test_posts_from_one_address_are_rate_limited(client, settings, flow, policy):
+    settings.RENEWALS = {**settings.RENEWALS, "LINK_RATE_LIMIT": {"IP": (2, 60)}}
+    confirm = url(f"{flow}_confirm", policy)
+    data = cancellation(contract_number="999999", email="someone@example.com")
+    assert [client.post(confirm, data).status_code for _ in range(2)] == [302, 302]
+
+    with freeze_time(NOW + dt.timedelta(seconds=15)):
+        refused = client.post(confirm, data)
+        shown = client.get(confirm)
+        elsewhere = client.post(confirm, data, REMOTE_ADDR="198.51.100.9")
+
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "45"  # the window began at NOW
+    assert "Please try again in 45 seconds." in refused.text
+    assert shown.status_code == 200  # reading the form is not counted
+    assert elsewhere.status_code == 302
+    assert ContractDeclaration.objects.count() == 3
+    with freeze_time(NOW + dt.timedelta(seconds=60)):
+        assert client.post(confirm, data).status_code == 302
+
+
+def test_the_rate_limit_of_the_forms_can_be_switched_off(client, settings):
+    settings.RENEWALS = {**settings.RENEWALS, "LINK_RATE_LIMIT": {"IP": None}}
+    confirm = url("cancel_contract_confirm", "de")
+    data = cancellation(contract_number="999999", email="someone@example.com")
+    assert {client.post(confirm, data).status_code for _ in range(70)} == {302}
+
+
+@freeze_time(NOW)
 def test_an_extraordinary_cancellation_records_its_reason(client, holder):
     mine = contract(holder)
     client.force_login(holder)
@@ -581,9 +611,8 @@ def test_a_withdrawal_inside_the_period_ends_the_contract_and_is_acknowledged(
     assert f"Received on {shown}" in receipt
     assert "The contract has ended." in receipt
     acknowledgment, switched_off = sms_bodies()
-    assert acknowledgment.startswith(
-        f"Streamo: we received your withdrawal from contract {theirs.pk} on {shown}"
-    )
+    assert acknowledgment.startswith(f"Streamo: on {shown}")
+    assert f"we received your withdrawal from contract {theirs.pk}. " in acknowledgment
     assert acknowledgment.endswith("The contract has ended.")
     assert "auto-renewal is off" in switched_off
 

@@ -1,0 +1,1 @@
+"""Build steps of the distribution; not installed with the package."""

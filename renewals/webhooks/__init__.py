@@ -1,0 +1,1 @@
+"""Endpoints the billing processor calls: verify, store once, hand to the services."""
