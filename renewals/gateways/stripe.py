@@ -31,7 +31,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from ..exceptions import GatewayRefused, GatewayUnavailable
+from ..exceptions import GatewayError, GatewayRefused, GatewayUnavailable
 from ..models import Consent, Status
 from ..models.terms import ZERO_DECIMAL_CURRENCIES
 from .base import Period
@@ -519,3 +519,16 @@ def _decimals(currency: str) -> int:
 
 def _time(seconds: int | None) -> dt.datetime | None:
     return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def stripe_gateway() -> StripeGateway:
+    """The configured Stripe gateway (``RENEWALS["GATEWAY"]`` or ``["GATEWAYS"]["stripe"]``);
+    :class:`~renewals.exceptions.GatewayError` if none is."""
+    from . import gateway_named
+
+    gateway = gateway_named(StripeGateway.name)
+    if not isinstance(gateway, StripeGateway):
+        raise GatewayError(
+            f"The gateway named 'stripe' is a {type(gateway).__name__}, not a StripeGateway."
+        )
+    return gateway

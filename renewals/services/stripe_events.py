@@ -44,14 +44,18 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..exceptions import WebhookEventFailed
-from ..gateways.stripe import StripeGateway, StripeSubscriptionState, subscription_state
+from ..gateways.stripe import (
+    StripeGateway,
+    StripeSubscriptionState,
+    stripe_gateway,
+    subscription_state,
+)
 from ..models import EventOutcome, RevokedVia, Status, StripeEvent, Subscription
 from .audit import record_event
 from .cancellation import cancel_auto_renewal, sync_gateway
 from .gate import renewal_gate
 from .renewing import hold_refused_renewal
 from .scheduling import plan_notices
-from .stripe_import import stripe_gateway
 
 logger = logging.getLogger("renewals.webhooks")
 

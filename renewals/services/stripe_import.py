@@ -27,13 +27,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from ..gateways import gateway_named
 from ..gateways.stripe import (
     METADATA_SUBSCRIPTION,
     METADATA_USER,
     StripeGateway,
     StripeSubscriptionState,
     price_terms,
+    stripe_gateway,
     subscription_state,
 )
 from ..models import AuditEvent, RenewalTerms, Status, Subscription
@@ -138,14 +138,6 @@ def user_for_customer(customer: Mapping[str, Any]) -> Any:
         users.filter(**{f"{get_user_model().get_email_field_name()}__iexact": email})[:2]
     )
     return matches[0] if len(matches) == 1 else None
-
-
-def stripe_gateway() -> StripeGateway:
-    """The configured Stripe gateway (``RENEWALS["GATEWAY"]`` or ``["GATEWAYS"]["stripe"]``)."""
-    gateway = gateway_named(StripeGateway.name)
-    if not isinstance(gateway, StripeGateway):
-        raise TypeError(f"The gateway named 'stripe' is a {type(gateway).__name__}.")
-    return gateway
 
 
 def _import(

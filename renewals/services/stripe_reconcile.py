@@ -23,11 +23,11 @@ from typing import Any
 from django.db import transaction
 
 from ..exceptions import WebhookEventFailed
-from ..gateways.stripe import StripeGateway, subscription_state
+from ..gateways.stripe import StripeGateway, stripe_gateway, subscription_state
 from ..models import LIVE_STATUSES, StripeEvent, Subscription
 from .stripe_checkout import link_stripe_subscription
 from .stripe_events import HANDLERS, receive_event
-from .stripe_import import started_here, stripe_gateway
+from .stripe_import import started_here
 
 #: The event type whose processing syncs a subscription.
 SUBSCRIPTION_UPDATED = "customer.subscription.updated"

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import stripe
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from ..exceptions import WebhookEventFailed, WebhookRejected
+from ..exceptions import GatewayError, WebhookEventFailed, WebhookRejected
+from ..gateways.stripe import stripe_gateway
 from ..services.stripe_events import receive_event
-from ..services.stripe_import import stripe_gateway
 
 logger = logging.getLogger("renewals.webhooks")
 
@@ -32,15 +32,18 @@ TOLERANCE = 300
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     """Verify, store and apply one Stripe event.
 
-    Answers 400 (with one warning logged, nothing stored) when the signature is missing,
+    Answers 404 on a site that bills through no Stripe gateway; 400 (with one warning
+    logged, nothing stored) when the signature is missing,
     forged or stale; 200 once the event is stored and applied, or was before, or needs
     nothing; 500 when applying it failed: it is kept with the error, and Stripe sends it
     again.
     """
     try:
-        payload = verified_event(
-            request.body, request.headers.get("Stripe-Signature"), stripe_gateway().webhook_secrets
-        )
+        secrets = stripe_gateway().webhook_secrets
+    except GatewayError:
+        raise Http404("No Stripe gateway is configured.") from None
+    try:
+        payload = verified_event(request.body, request.headers.get("Stripe-Signature"), secrets)
     except WebhookRejected as rejected:
         logger.warning("Stripe webhook rejected: %s", rejected)
         return HttpResponse(status=400)

@@ -264,6 +264,16 @@ def test_without_a_webhook_secret_nothing_verifies(settings, deliver, caplog):
     assert "no webhook secret is configured" in caplog.text
 
 
+def test_a_site_that_bills_through_no_stripe_gateway_has_no_endpoint(client):
+    # tests.settings configure the LocalGateway only.
+    body = json.dumps(updated())
+    response = client.post(
+        URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(body)
+    )
+    assert response.status_code == 404
+    assert not StripeEvent.objects.exists()
+
+
 @freeze_time(MID_TERM)
 def test_the_endpoint_takes_posts_only_and_needs_no_csrf_token(subscription):
     client = Client(enforce_csrf_checks=True)
