@@ -1,9 +1,10 @@
 """Stripe as the billing processor, on the SDK's ``StripeClient`` (``client.v1.*``) and the API
 version the installed SDK pins.
 
-Every change is sent with an idempotency key derived from what it does (the subscription,
-the operation, the invoice or consent it concerns), so a retried task or renewal run makes no
-second change at Stripe, which keeps keys for 24 hours. Stripe's answers become
+Every change is sent with an idempotency key derived from what it does (the installation,
+the subscription, the operation, and the invoice or the recorded change it concerns), so a
+retried task or renewal run makes no second change at Stripe, which keeps keys for 24 hours,
+while each new change has a key of its own. Stripe's answers become
 :class:`~renewals.exceptions.GatewayUnavailable` when trying again later may help (rate
 limits, Stripe's own errors, no connection) and :class:`~renewals.exceptions.GatewayRefused`,
 with Stripe's message, when it will not.
@@ -18,6 +19,8 @@ switching auto-renewal off voids it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,7 +35,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ..exceptions import GatewayError, GatewayRefused, GatewayUnavailable
-from ..models import Consent, Status
+from ..models import AuditEvent, Consent, Status
 from ..models.terms import ZERO_DECIMAL_CURRENCIES
 from .base import Period
 
@@ -63,6 +66,19 @@ METADATA_SUBSCRIPTION = "renewals_subscription"
 METADATA_CONSENT = "renewals_consent"
 METADATA_TERMS_HASH = "renewals_terms_hash"
 METADATA_USER = "renewals_user"
+
+#: The audit events of the auto-renewal changes :meth:`StripeGateway.set_auto_renew` sends:
+#: a switch here, or a switch at Stripe refused. The newest one's sequence in the
+#: subscription's chain names the change in the idempotency key.
+AUTO_RENEW_CHANGES = (
+    "auto_renewal_cancelled",
+    "auto_renewal_resumed",
+    "gateway_auto_renew_refused",
+)
+
+#: Seconds the SDK waits for Stripe's answer by default (the SDK's own default is 80): the
+#: gateway is called while the subscription's row is locked.
+DEFAULT_TIMEOUT = 10.0
 
 _T = TypeVar("_T")
 
@@ -134,7 +150,12 @@ def price_terms(price: Mapping[str, Any]) -> dict[str, Any]:
     ``amount``, ``currency``, ``interval``, ``interval_count``, ``trial_days`` and
     ``stripe_price_id``."""
     recurring = price.get("recurring")
-    if price.get("unit_amount") is None or not recurring:
+    if (
+        price.get("unit_amount") is None
+        or not recurring
+        or price.get("billing_scheme", "per_unit") != "per_unit"
+        or recurring.get("usage_type", "licensed") != "licensed"
+    ):
         raise GatewayRefused(
             f"Stripe price {price['id']} is not a recurring price with a fixed unit amount; "
             "auto-renewal terms need one."
@@ -160,9 +181,12 @@ class StripeGateway:
 
     Options (``RENEWALS["GATEWAY"]["OPTIONS"]``): ``api_key`` (a secret or restricted key),
     ``webhook_secret`` (the endpoint's signing secret, or a list of them while rotating),
-    ``http_client`` (a ``stripe.HTTPClient`` or the dotted path of one; default: the SDK's)
-    and ``max_network_retries`` (default 2; the SDK retries connection errors, 409 and 5xx
-    with the same idempotency key).
+    ``http_client`` (a ``stripe.HTTPClient`` or the dotted path of one; default: the SDK's
+    ``RequestsClient`` with ``timeout``), ``timeout`` (seconds, default
+    :data:`DEFAULT_TIMEOUT`; for the default client only), ``max_network_retries`` (default 2;
+    the SDK retries connection errors, 409 and 5xx with the same idempotency key) and
+    ``idempotency_prefix`` (names this installation in every idempotency key; default: a
+    hash of ``SECRET_KEY``), so installations sharing a Stripe account never share a key.
     """
 
     name = "stripe"
@@ -174,6 +198,8 @@ class StripeGateway:
         webhook_secret: str | Sequence[str] | None = None,
         http_client: str | stripe.HTTPClient | None = None,
         max_network_retries: int = 2,
+        timeout: float = DEFAULT_TIMEOUT,
+        idempotency_prefix: str | None = None,
     ) -> None:
         option = "The Stripe gateway's OPTIONS"
         if not isinstance(api_key, str):
@@ -182,6 +208,14 @@ class StripeGateway:
             raise ImproperlyConfigured(f"{option}['max_network_retries'] must be an integer.")
         if max_network_retries < 0:
             raise ImproperlyConfigured(f"{option}['max_network_retries'] must be 0 or more.")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ImproperlyConfigured(f"{option}['timeout'] must be a number of seconds above 0.")
+        if idempotency_prefix is not None and (
+            not isinstance(idempotency_prefix, str) or not idempotency_prefix
+        ):
+            raise ImproperlyConfigured(
+                f"{option}['idempotency_prefix'] must be a non-empty string."
+            )
         secrets = [webhook_secret] if isinstance(webhook_secret, str) else webhook_secret or []
         if not all(isinstance(secret, str) for secret in secrets):
             raise ImproperlyConfigured(
@@ -189,9 +223,10 @@ class StripeGateway:
             )
         self.api_key = api_key
         self.webhook_secrets: tuple[str, ...] = tuple(secret for secret in secrets if secret)
+        self.idempotency_prefix = idempotency_prefix or default_idempotency_prefix()
         self.client = stripe.StripeClient(
             api_key,
-            http_client=_http_client(http_client),
+            http_client=_http_client(http_client) or stripe.RequestsClient(timeout=timeout),
             max_network_retries=max_network_retries,
         )
 
@@ -200,15 +235,20 @@ class StripeGateway:
     def set_auto_renew(self, subscription: Subscription, enabled: bool) -> None:
         """``cancel_at_period_end`` off (on), with the consent renewals go on under as
         metadata (none when off). Turned off, the renewal's draft invoice, if Stripe made it
-        already, is voided: nothing is charged. A subscription not yet at Stripe has nothing
-        to tell; :func:`~renewals.services.stripe_checkout.start_stripe_subscription` creates
-        it in the state it is in then."""
+        already, is voided: nothing is charged; and if the subscription has ended here (a
+        lapsed renewal) while Stripe has started the next term (the draft), the Stripe
+        subscription is canceled now, so it does not run a term unpaid. A subscription not yet
+        at Stripe has nothing to tell;
+        :func:`~renewals.services.stripe_checkout.start_stripe_subscription` creates it in the
+        state it is in then."""
         if not subscription.gateway_subscription_id:
             logger.info("Subscription %s is not at Stripe yet; nothing to sync.", subscription.pk)
             return
-        latest = Consent.objects.filter(subscription=subscription).order_by("-pk").first()
-        consent = latest if enabled else None
-        latest_ref = latest.pk if latest else "none"
+        consent = (
+            Consent.objects.filter(subscription=subscription).order_by("-pk").first()
+            if enabled
+            else None
+        )
         self._call(
             self.client.v1.subscriptions.update,
             subscription.gateway_subscription_id,
@@ -216,12 +256,25 @@ class StripeGateway:
                 "cancel_at_period_end": not enabled,
                 "metadata": consent_metadata(consent),
             },
-            # Each switch on takes a new consent and each switch off revokes the latest one.
-            key=_key(subscription, "auto_renew_on" if enabled else "auto_renew_off", latest_ref),
+            # Named by the change it sends: a retried sync of one change has its key, the
+            # next change (say, off again after a switch on at Stripe) a new one.
+            key=self._key(
+                subscription,
+                "auto_renew_on" if enabled else "auto_renew_off",
+                _auto_renew_change(subscription),
+            ),
         )
-        if not enabled:
-            for invoice_id in self._renewal_drafts(subscription):
-                self.void_invoice(invoice_id, subscription=subscription)
+        if enabled:
+            return
+        drafts = self._renewal_drafts(subscription)
+        for invoice_id in drafts:
+            self.void_invoice(invoice_id, subscription=subscription)
+        if drafts and not subscription.is_live:
+            self._call(
+                self.client.v1.subscriptions.cancel,
+                subscription.gateway_subscription_id,
+                {"prorate": False, "invoice_now": False},
+            )
 
     def hold_renewal(self, subscription: Subscription, renewal_at: dt.datetime) -> None:
         """Hold the renewal's draft invoice if Stripe has made it; if not yet, the gate holds
@@ -312,7 +365,7 @@ class StripeGateway:
             self.client.v1.invoices.update,
             invoice_id,
             {"auto_advance": False},
-            key=_key(subscription, "hold", invoice_id),
+            key=self._key(subscription, "hold", invoice_id),
         )
         _remember_held(subscription, invoice_id)
 
@@ -326,35 +379,36 @@ class StripeGateway:
                 self.client.v1.invoices.finalize_invoice,
                 invoice_id,
                 {"auto_advance": True},
-                key=_key(subscription, "finalize", invoice_id),
+                key=self._key(subscription, "finalize", invoice_id),
             )
         elif invoice.status == "open" and not invoice.auto_advance:
             self._call(
                 self.client.v1.invoices.update,
                 invoice_id,
                 {"auto_advance": True},
-                key=_key(subscription, "release", invoice_id),
+                key=self._key(subscription, "release", invoice_id),
             )
         _forget_held(subscription, invoice_id)
 
     def void_invoice(self, invoice_id: str, *, subscription: Subscription) -> None:
         """Make sure a renewal invoice is never charged. Stripe voids only finalized invoices
         (and deletes no subscription's draft), so a draft is first finalized without
-        ``auto_advance``, which charges nothing. A paid invoice cannot be voided: that is
-        logged, for a refund."""
+        ``auto_advance``, which charges nothing, but pays one that is free or that the
+        customer's credit covers. A paid invoice cannot be voided: that is logged, for a
+        refund."""
         invoice = self._call(self.client.v1.invoices.retrieve, invoice_id)
         if invoice.status == "draft":
-            self._call(
+            invoice = self._call(
                 self.client.v1.invoices.finalize_invoice,
                 invoice_id,
                 {"auto_advance": False},
-                key=_key(subscription, "finalize_to_void", invoice_id),
+                key=self._key(subscription, "finalize_to_void", invoice_id),
             )
-        if invoice.status in ("draft", "open", "uncollectible"):
+        if invoice.status in ("open", "uncollectible"):
             self._call(
                 self.client.v1.invoices.void_invoice,
                 invoice_id,
-                key=_key(subscription, "void", invoice_id),
+                key=self._key(subscription, "void", invoice_id),
             )
         elif invoice.status == "paid":
             logger.warning(
@@ -409,7 +463,7 @@ class StripeGateway:
         customer = self._call(
             self.client.v1.customers.create,
             {"email": email, "metadata": {METADATA_USER: str(subscription.user_id)}},
-            key=_key(subscription, "customer"),
+            key=self._key(subscription, "customer"),
         )
         return str(customer.id)
 
@@ -419,7 +473,7 @@ class StripeGateway:
         """Create the Stripe subscription of ``subscription`` from ``params`` (see
         :func:`~renewals.services.stripe_checkout.start_stripe_subscription`)."""
         obj = self._call(
-            self.client.v1.subscriptions.create, params, key=_key(subscription, "create")
+            self.client.v1.subscriptions.create, params, key=self._key(subscription, "create")
         )
         return obj.to_dict(for_json=True)
 
@@ -444,6 +498,13 @@ class StripeGateway:
                 "(gateway_subscription_id is empty)."
             )
         return subscription.gateway_subscription_id
+
+    def _key(self, subscription: Subscription, operation: str, *about: object) -> str:
+        """``renewals:<installation>:<subscription>:<operation>[:<what it acts on>]``: the
+        same change, asked again, has the same key; another installation's, another one."""
+        return ":".join(
+            ["renewals", self.idempotency_prefix, str(subscription.pk), operation, *map(str, about)]
+        )
 
     def _call(self, method: Callable[..., _T], *args: Any, key: str | None = None) -> _T:
         with translated_errors():
@@ -477,10 +538,26 @@ def _message(exc: stripe.StripeError) -> str:
     return f"Stripe: {exc.user_message or exc}"
 
 
-def _key(subscription: Subscription, operation: str, *about: object) -> str:
-    """``renewals:<subscription>:<operation>[:<what it acts on>]``: the same change, asked
-    again, has the same key."""
-    return ":".join(["renewals", str(subscription.pk), operation, *map(str, about)])
+def default_idempotency_prefix() -> str:
+    """This installation's part of the idempotency keys when none is configured: a short
+    HMAC of ``SECRET_KEY`` (never the key itself), so databases restored or copied to
+    another installation keep apart as long as their secret keys differ."""
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), b"renewals.gateways.stripe.idempotency", hashlib.sha256
+    )
+    return digest.hexdigest()[:12]
+
+
+def _auto_renew_change(subscription: Subscription) -> int | str:
+    """The sequence of the newest :data:`AUTO_RENEW_CHANGES` event in the subscription's
+    audit chain, or ``none``."""
+    sequence = (
+        AuditEvent.objects.filter(subscription=subscription, kind__in=AUTO_RENEW_CHANGES)
+        .order_by("-sequence")
+        .values_list("sequence", flat=True)
+        .first()
+    )
+    return "none" if sequence is None else sequence
 
 
 def _remember_held(subscription: Subscription, invoice_id: str) -> None:

@@ -21,6 +21,12 @@ from .scheduling import plan_notices, withdraw_notices
 
 logger = logging.getLogger("renewals")
 
+#: How far the gateway's clock may be from ours. A state sent from here is recorded as the
+#: gateway's as of this long before it was sent, in whole seconds as the gateway dates its
+#: events (:func:`gateway_state_as_of`); the gateway's events up to this long either side of
+#: the time so meant are not ordered by time (``renewals.services.stripe_events``).
+GATEWAY_CLOCK_SKEW = dt.timedelta(seconds=60)
+
 
 @dataclass(frozen=True)
 class CancellationResult:
@@ -149,14 +155,15 @@ def sync_gateway(subscription_id: int) -> bool:
     last state sent is the current one. On any failure the flag stays set and
     ``renewals_reconcile`` tries again, so a crash between the two steps is repaired.
     Once the gateway has the state, its events created before the call are older than it
-    (``gateway_event_created``): a late one cannot switch auto-renewal back.
+    (``gateway_event_created``, :func:`gateway_state_as_of` the call): a late one cannot
+    switch auto-renewal back.
     """
     try:
         with transaction.atomic():
             subscription = Subscription.objects.select_for_update().get(pk=subscription_id)
             if not subscription.gateway_sync_pending:
                 return False  # another sync got there first
-            started = timezone.now()
+            started = gateway_state_as_of(timezone.now())
             gateway_for(subscription).set_auto_renew(subscription, subscription.auto_renew)
             subscription.gateway_sync_pending = False
             applied = subscription.gateway_event_created
@@ -174,6 +181,13 @@ def sync_gateway(subscription_id: int) -> bool:
         logger.exception("Gateway sync failed for subscription %s; will retry.", subscription_id)
         return False
     return True
+
+
+def gateway_state_as_of(now: dt.datetime) -> dt.datetime:
+    """The ``gateway_event_created`` of a state this package gives the gateway at ``now``
+    (by our clock): whole seconds, :data:`GATEWAY_CLOCK_SKEW` earlier, so only the gateway's
+    events surely older than it are taken as older."""
+    return now.replace(microsecond=0) - GATEWAY_CLOCK_SKEW
 
 
 def sync_pending_gateways() -> int:

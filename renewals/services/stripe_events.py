@@ -18,8 +18,11 @@ What each type does:
     ``via="gateway"``, which does not call Stripe back. Switched on at Stripe while it is off
     here, it is switched off at Stripe again: only fresh consent here switches it on. An event
     created before the state already applied (``Subscription.gateway_event_created``) changes
-    nothing; one created in the same second is ordered by the object's own term and ended
-    state, and if that cannot tell, the subscription is fetched from Stripe.
+    nothing; one created up to twice
+    :data:`~renewals.services.cancellation.GATEWAY_CLOCK_SKEW` after it (a state sent from
+    here is recorded that much early, as Stripe's clock may be behind ours) is ordered by the
+    object's own term and ended state, and if that cannot tell, the subscription is fetched
+    from Stripe.
 ``invoice.created`` (``billing_reason="subscription_cycle"``)
     The renewal gate decides on the renewal the draft invoice bills; if it refuses, the draft
     is held (``auto_advance=false``) through the renewal run's own hold, and the renewal run
@@ -52,7 +55,7 @@ from ..gateways.stripe import (
 )
 from ..models import EventOutcome, RevokedVia, Status, StripeEvent, Subscription
 from .audit import record_event
-from .cancellation import cancel_auto_renewal, sync_gateway
+from .cancellation import GATEWAY_CLOCK_SKEW, cancel_auto_renewal, sync_gateway
 from .gate import renewal_gate
 from .renewing import hold_refused_renewal
 from .scheduling import plan_notices
@@ -202,7 +205,8 @@ def _sync_subscription(event: StripeEvent) -> EventOutcome:
         return EventOutcome.STALE
     changes, step = _changes(subscription, state), _auto_renew_step(subscription, state)
     if order == 0 and (changes or step):
-        # Created in the same second as the state applied, and no clue which is newer.
+        # Created as the state applied was, as far as the clocks tell, and no clue which is
+        # newer.
         state = subscription_state(stripe_gateway().retrieve_subscription(state.id))
         changes, step = _changes(subscription, state), _auto_renew_step(subscription, state)
     _save(subscription, changes, step, at=event.created)
@@ -246,9 +250,13 @@ def _locked(stripe_id: str, *, fields: tuple[str, ...] = ()) -> Subscription | N
 
 
 def _order(subscription: Subscription, created: dt.datetime, state: StripeSubscriptionState) -> int:
-    """-1 if the event is older than the state applied here, 1 if newer, 0 if no telling."""
+    """-1 if the event is older than the state applied here, 1 if newer, 0 if no telling.
+
+    A state sent from here is recorded :data:`GATEWAY_CLOCK_SKEW` before it was sent (by our
+    clock), so Stripe's events up to twice that after it are told apart by the object only.
+    """
     applied = subscription.gateway_event_created
-    if applied is None or created > applied:
+    if applied is None or created > applied + 2 * GATEWAY_CLOCK_SKEW:
         return 1
     if created < applied:
         return -1

@@ -4,7 +4,9 @@
 An imported subscription gets the terms its Stripe price fixes, the term and next renewal
 Stripe reports on its items, and its notices; no consent is recorded for it, so the renewal
 gate holds each renewal (:data:`~renewals.services.gate.AWAITING_CONSENT`) until the user
-consents (:func:`~renewals.services.record_consent`).
+consents (:func:`~renewals.services.record_consent`). A subscription whose charge one set of
+terms cannot state (several items, a quantity other than one, a metered or tiered price) is
+left out and reported, and the import goes on.
 
 The import walks Stripe's list page by page (newest first) and takes each subscription in its
 own transaction, so a run stopped half way keeps what it did. Each is recorded as Stripe's
@@ -27,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from ..exceptions import GatewayRefused
 from ..gateways.stripe import (
     METADATA_SUBSCRIPTION,
     METADATA_USER,
@@ -39,6 +42,7 @@ from ..gateways.stripe import (
 from ..models import AuditEvent, RenewalTerms, Status, Subscription
 from ..policies import resolve_policy
 from .audit import record_event
+from .cancellation import gateway_state_as_of
 from .gate import IMPORTED
 from .scheduling import plan_notices
 from .stripe_checkout import link_stripe_subscription
@@ -76,6 +80,8 @@ class ImportTotals:
     existing: int = 0  # here already
     not_live: int = 0  # incomplete, or ended: nothing to import
     no_user: list[str] = field(default_factory=list)  # their customer matched no user
+    #: Stripe id -> why terms here cannot bill it (several items, a quantity, its price)
+    unsupported: dict[str, str] = field(default_factory=dict)
     last_id: str | None = None  # where the next page starts
 
 
@@ -153,6 +159,11 @@ def _import(
         link_stripe_subscription(started, state)
         totals.linked += 1
         return
+    problem = unsupported(obj)
+    if problem is not None:
+        logger.warning("Stripe subscription %s is not imported: %s", state.id, problem)
+        totals.unsupported[state.id] = problem
+        return
     user = (options.user_for or user_for_customer)(obj["customer"])
     if user is None:
         logger.warning("Stripe subscription %s: no user for customer %s.", state.id, state.customer)
@@ -170,6 +181,22 @@ def _import(
         totals.existing += 1  # another import took it meanwhile
         return
     totals.imported += 1
+
+
+def unsupported(obj: Mapping[str, Any]) -> str | None:
+    """Why one set of terms cannot state what the Stripe subscription ``obj`` charges, or
+    ``None`` if it can: it has one item, of quantity one, at a fixed recurring price."""
+    items = obj["items"]["data"]
+    if len(items) != 1:
+        return f"it has {len(items)} items; terms bill one price"
+    [item] = items
+    if item.get("quantity", 1) != 1:
+        return f"its item's quantity is {item.get('quantity')}; terms bill one unit"
+    try:
+        price_terms(item["price"])
+    except GatewayRefused as exc:
+        return str(exc)
+    return None
 
 
 def started_here(gateway: StripeGateway, state: StripeSubscriptionState) -> Subscription | None:
@@ -204,7 +231,7 @@ def _create(
         gateway_customer_id=state.customer,
         gateway_subscription_id=state.id,
         # Stripe's state as of now: an event created before the import is older than it.
-        gateway_event_created=timezone.now(),
+        gateway_event_created=gateway_state_as_of(timezone.now()),
     )
     record_event(
         IMPORTED,

@@ -9,7 +9,7 @@ fake, which records it and answers from routes the test registered::
     get_gateway().set_auto_renew(subscription, False)
     [request] = fake.requests
     assert request.form["cancel_at_period_end"] == "true"
-    assert request.idempotency_key == "renewals:..."
+    assert request.idempotency_key == "renewals:test:..."
 
 Routes
     ``fake.on(method, path, *replies, status=200)`` answers ``method`` on ``path`` (exact, no
@@ -26,6 +26,11 @@ Records
     (upper case), ``path``, ``query`` and ``form`` (decoded to flat dicts with Stripe's bracket
     keys, e.g. ``form["metadata[consent_id]"]``), ``idempotency_key`` and all ``headers``.
     :meth:`FakeStripe.calls` lists them as ``"METHOD path"`` strings.
+
+Idempotency
+    As Stripe does, a request repeating the ``Idempotency-Key`` of one answered with a 2xx
+    gets that answer again (with ``Idempotent-Replayed: true``), whatever the routes say now;
+    with other parameters, a 400 ``idempotency_error``. Both are recorded like any request.
 
 Objects
     :func:`subscription`, :func:`invoice`, :func:`price`, :func:`customer`,
@@ -51,6 +56,7 @@ import stripe
 
 API_KEY = "sk_test_fake"
 WEBHOOK_SECRET = "whsec_test_fake"
+IDEMPOTENCY_PREFIX = "test"
 FIXTURES = Path(__file__).with_name("stripe_fixtures")
 
 Timestamp = dt.datetime | int | None
@@ -93,14 +99,15 @@ class FakeStripe(stripe.HTTPClient):
         super().__init__()
         self.requests: list[Request] = []
         self._routes: dict[tuple[str, str], tuple[list[ReplySpec], int]] = {}
+        self._answered: dict[str, tuple[Request, Reply]] = {}  # by idempotency key
 
     @classmethod
     def install(cls, settings: Any, **options: Any) -> FakeStripe:
         """Make ``RENEWALS["GATEWAY"]`` a ``StripeGateway`` over a new fake and return the fake.
 
-        ``options`` add to or replace the gateway's OPTIONS (``api_key`` and ``webhook_secret``
-        default to :data:`API_KEY` and :data:`WEBHOOK_SECRET`); the other ``RENEWALS`` settings
-        stay as they are.
+        ``options`` add to or replace the gateway's OPTIONS (``api_key``, ``webhook_secret`` and
+        ``idempotency_prefix`` default to :data:`API_KEY`, :data:`WEBHOOK_SECRET` and
+        :data:`IDEMPOTENCY_PREFIX`); the other ``RENEWALS`` settings stay as they are.
         """
         fake = cls()
         settings.RENEWALS = {
@@ -110,6 +117,7 @@ class FakeStripe(stripe.HTTPClient):
                 "OPTIONS": {
                     "api_key": API_KEY,
                     "webhook_secret": WEBHOOK_SECRET,
+                    "idempotency_prefix": IDEMPOTENCY_PREFIX,
                     "http_client": fake,
                     **options,
                 },
@@ -146,6 +154,9 @@ class FakeStripe(stripe.HTTPClient):
             headers=dict(headers or {}),
         )
         self.requests.append(request)
+        key = request.idempotency_key
+        if key in self._answered:
+            return self._replay(request, *self._answered[key])
         route = self._routes.get((request.method, request.path))
         if route is None:
             raise AssertionError(f"FakeStripe has no route for {request.method} {request.path}.")
@@ -156,6 +167,29 @@ class FakeStripe(stripe.HTTPClient):
         reply = spec(request) if callable(spec) else spec
         if not isinstance(reply, Reply):
             reply = Reply(status, reply)
+        if key is not None and 200 <= reply.status < 300:
+            self._answered[key] = (request, reply)
+        headers_out = {"request-id": f"req_fake_{len(self.requests)}", **reply.headers}
+        return json.dumps(reply.body), reply.status, headers_out
+
+    def _replay(
+        self, request: Request, first: Request, reply: Reply
+    ) -> tuple[str, int, Mapping[str, str]]:
+        """Stripe's answer to a key used before: the first answer, or an error if the
+        request differs from the first."""
+        if (request.method, request.path, request.form) != (first.method, first.path, first.form):
+            reply = Reply(
+                400,
+                error(
+                    "Keys for idempotent requests can only be used with the same parameters "
+                    "they were first used with.",
+                    type="idempotency_error",
+                ),
+            )
+        else:
+            reply = Reply(
+                reply.status, reply.body, {**reply.headers, "Idempotent-Replayed": "true"}
+            )
         headers_out = {"request-id": f"req_fake_{len(self.requests)}", **reply.headers}
         return json.dumps(reply.body), reply.status, headers_out
 

@@ -77,8 +77,8 @@ def test_the_stripe_subscription_bills_the_consented_terms(fake):
         "metadata[renewals_consent]": str(consent.pk),
         "metadata[renewals_terms_hash]": local.terms.content_hash,
     }
-    assert new_customer.idempotency_key == f"renewals:{local.pk}:customer"
-    assert create.idempotency_key == f"renewals:{local.pk}:create"
+    assert new_customer.idempotency_key == f"renewals:test:{local.pk}:customer"
+    assert create.idempotency_key == f"renewals:test:{local.pk}:create"
 
 
 def test_the_ids_and_stripes_term_are_kept_and_its_notices_planned(fake):
@@ -162,7 +162,7 @@ def test_after_an_outage_the_same_call_sends_the_same_keys(fake):
     start_stripe_subscription(local)
 
     keys = {r.idempotency_key for r in fake.requests if r.path == "/v1/subscriptions"}
-    assert keys == {f"renewals:{local.pk}:create"}
+    assert keys == {f"renewals:test:{local.pk}:create"}
     local.refresh_from_db()
     assert local.gateway_subscription_id == "sub_new"
 

@@ -16,12 +16,13 @@ from renewals.exceptions import GatewayRefused, GatewayUnavailable
 from renewals.gateways import get_gateway
 from renewals.gateways.base import Period
 from renewals.gateways.stripe import (
+    AUTO_RENEW_CHANGES,
     StripeGateway,
     minor_units,
     price_terms,
     subscription_state,
 )
-from renewals.models import Status
+from renewals.models import AuditEvent, Status
 from renewals.services import (
     RenewalRun,
     cancel_auto_renewal,
@@ -99,12 +100,12 @@ def test_turning_auto_renewal_off_cancels_at_period_end_and_voids_the_renewal_dr
         "metadata[renewals_consent]": "",
         "metadata[renewals_terms_hash]": "",
     }
-    assert update.idempotency_key == f"renewals:{sub.pk}:auto_renew_off:none"
+    assert update.idempotency_key == f"renewals:test:{sub.pk}:auto_renew_off:none"
     assert drafts.query == {"subscription": "sub_1", "status": "draft", "limit": "10"}
     # Stripe voids only finalized invoices: finalized first, without charging.
     assert finalize.form == {"auto_advance": "false"}
-    assert finalize.idempotency_key == f"renewals:{sub.pk}:finalize_to_void:in_1"
-    assert void.idempotency_key == f"renewals:{sub.pk}:void:in_1"
+    assert finalize.idempotency_key == f"renewals:test:{sub.pk}:finalize_to_void:in_1"
+    assert void.idempotency_key == f"renewals:test:{sub.pk}:void:in_1"
 
 
 def test_turning_off_voids_the_held_draft_without_looking_it_up(fake, sub):
@@ -135,6 +136,21 @@ def test_a_renewal_invoice_already_paid_is_left_alone(fake, sub, caplog):
     assert "was paid before it could be voided" in caplog.text
 
 
+def test_a_draft_that_finalizing_pays_is_not_voided(fake, sub, caplog):
+    """Finalizing a free or credit-covered draft pays it, and Stripe voids no paid invoice."""
+    sub.held_invoice_id = "in_free"
+    fake.on("POST", "/v1/subscriptions/sub_1", subscription(cancel_at_period_end=True))
+    fake.on("GET", "/v1/invoices/in_free", invoice("in_free"))
+    fake.on("POST", "/v1/invoices/in_free/finalize", invoice("in_free", status="paid"))
+
+    get_gateway().set_auto_renew(sub, False)
+
+    assert fake.calls()[-1] == "POST /v1/invoices/in_free/finalize"
+    assert "was paid before it could be voided" in caplog.text
+    sub.refresh_from_db()
+    assert sub.held_invoice_id is None
+
+
 def test_turning_on_clears_cancel_at_period_end_with_the_consent_as_metadata(fake, gateway):
     started = consented(gateway)
     consent = started.consents.get()
@@ -148,7 +164,7 @@ def test_turning_on_clears_cancel_at_period_end_with_the_consent_as_metadata(fak
         "metadata[renewals_consent]": str(consent.pk),
         "metadata[renewals_terms_hash]": started.terms.content_hash,
     }
-    assert update.idempotency_key == f"renewals:{started.pk}:auto_renew_on:{consent.pk}"
+    assert update.idempotency_key == f"renewals:test:{started.pk}:auto_renew_on:none"
 
 
 def test_each_switch_has_its_own_key_and_a_retry_the_same(
@@ -166,12 +182,13 @@ def test_each_switch_has_its_own_key_and_a_retry_the_same(
     gateway.set_auto_renew(started, False)  # a retried sync
 
     keys = [r.idempotency_key for r in fake.requests if r.method == "POST"]
-    first, second = started.consents.order_by("pk")
+    changes = AuditEvent.objects.filter(subscription=started, kind__in=AUTO_RENEW_CHANGES)
+    off, on, off_again = changes.order_by("sequence").values_list("sequence", flat=True)
     assert keys == [
-        f"renewals:{started.pk}:auto_renew_off:{first.pk}",
-        f"renewals:{started.pk}:auto_renew_on:{second.pk}",
-        f"renewals:{started.pk}:auto_renew_off:{second.pk}",
-        f"renewals:{started.pk}:auto_renew_off:{second.pk}",
+        f"renewals:test:{started.pk}:auto_renew_off:{off}",
+        f"renewals:test:{started.pk}:auto_renew_on:{on}",
+        f"renewals:test:{started.pk}:auto_renew_off:{off_again}",
+        f"renewals:test:{started.pk}:auto_renew_off:{off_again}",
     ]
 
 
@@ -192,7 +209,7 @@ def test_hold_keeps_the_renewal_draft_from_advancing_and_remembers_it(fake, gate
 
     hold = fake.requests[-1]
     assert hold.form == {"auto_advance": "false"}
-    assert hold.idempotency_key == f"renewals:{sub.pk}:hold:in_1"
+    assert hold.idempotency_key == f"renewals:test:{sub.pk}:hold:in_1"
     sub.refresh_from_db()
     assert sub.held_invoice_id == "in_1"
 
@@ -301,7 +318,7 @@ def test_server_errors_are_retried_with_the_same_key_then_unavailable(fake, gate
         gateway.hold_invoice("in_1", subscription=sub)
     keys = {r.idempotency_key for r in fake.requests}
     assert len(fake.requests) == 3  # max_network_retries=2
-    assert keys == {f"renewals:{sub.pk}:hold:in_1"}
+    assert keys == {f"renewals:test:{sub.pk}:hold:in_1"}
 
 
 def test_a_retry_that_succeeds_is_one_change(fake, gateway, sub):
@@ -405,9 +422,25 @@ def test_price_terms_in_the_currencys_units(unit_amount, currency, amount):
     assert minor_units(fixed["amount"], fixed["currency"]) == unit_amount
 
 
-def test_a_price_without_a_recurring_amount_has_no_terms():
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"recurring": None},
+        {"unit_amount": None, "billing_scheme": "tiered"},
+        {"billing_scheme": "tiered"},
+        {
+            "recurring": {
+                "interval": "month",
+                "interval_count": 1,
+                "usage_type": "metered",
+                "meter": "mtr_1",
+            }
+        },
+    ],
+)
+def test_a_price_without_a_fixed_recurring_amount_has_no_terms(fields):
     with pytest.raises(GatewayRefused, match="not a recurring price"):
-        price_terms(price(recurring=None))
+        price_terms(price(**fields))
 
 
 # --- configuration and checks ----------------------------------------------------------------
@@ -422,6 +455,38 @@ def test_options_are_validated():
         StripeGateway(api_key=API_KEY, http_client="no.such.Client")
     with pytest.raises(ImproperlyConfigured, match="is not a stripe"):
         StripeGateway(api_key=API_KEY, http_client="collections.OrderedDict")
+    for timeout in (0, "10", True):
+        with pytest.raises(ImproperlyConfigured, match="timeout"):
+            StripeGateway(api_key=API_KEY, timeout=timeout)  # type: ignore[arg-type]
+    with pytest.raises(ImproperlyConfigured, match="idempotency_prefix"):
+        StripeGateway(api_key=API_KEY, idempotency_prefix="")
+
+
+def test_the_default_http_client_waits_for_stripe_briefly():
+    """The gateway is called under row locks: not the SDK's 80 seconds."""
+    default = StripeGateway(api_key=API_KEY).client._requestor._client
+    assert isinstance(default, stripe.RequestsClient)
+    assert default._timeout == 10
+    assert StripeGateway(api_key=API_KEY, timeout=2.5).client._requestor._client._timeout == 2.5
+
+
+def test_idempotency_keys_name_the_installation(settings, sub):
+    staging, production = (
+        StripeGateway(api_key=API_KEY, idempotency_prefix=prefix, http_client=FakeStripe())
+        for prefix in ("staging", "production")
+    )
+    assert staging._key(sub, "hold", "in_1") == f"renewals:staging:{sub.pk}:hold:in_1"
+    assert staging._key(sub, "hold", "in_1") != production._key(sub, "hold", "in_1")
+
+    # By default, a hash of SECRET_KEY: installations with other secret keys differ.
+    settings.SECRET_KEY = "first-secret-key-" + "x" * 40
+    first = StripeGateway(api_key=API_KEY).idempotency_prefix
+    assert StripeGateway(api_key=API_KEY).idempotency_prefix == first
+    settings.SECRET_KEY = "second-secret-key-" + "x" * 40
+    second = StripeGateway(api_key=API_KEY).idempotency_prefix
+    assert first != second
+    assert len(first) == 12
+    assert set(first) <= set("0123456789abcdef")  # a hash, not the key
 
 
 def test_http_client_by_dotted_path_and_secrets_for_rotation():

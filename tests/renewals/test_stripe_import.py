@@ -16,6 +16,7 @@ from freezegun import freeze_time
 from renewals.models import AuditEvent, RenewalNotice, RenewalTerms, Status, Subscription
 from renewals.policies import GateRemedy
 from renewals.services import RenewalRun, record_consent, renewal_gate, run_due_renewals
+from renewals.services.cancellation import GATEWAY_CLOCK_SKEW
 from renewals.services.gate import AWAITING_CONSENT
 from renewals.services.stripe_import import user_for_customer
 
@@ -117,7 +118,8 @@ def test_an_import_takes_stripes_term_terms_and_customer(fake):
         "Renews automatically at 20.00 USD per month until you switch auto-renewal off."
     )
     assert terms.locale == "en"
-    assert imported.gateway_event_created == NOW
+    # Stripe's state as of the import, allowing for Stripe's clock to be behind ours.
+    assert imported.gateway_event_created == NOW - GATEWAY_CLOCK_SKEW
     event = AuditEvent.objects.get(kind="subscription_imported")
     assert event.data["consent"] == "awaited"
 
@@ -154,9 +156,34 @@ def test_subscriptions_without_a_user_or_not_live_are_left_out(fake):
 
     output = run()
 
-    assert "Imported 1, linked 0, already here 0, not live 1, without a user 1." in output
+    assert "Imported 1, linked 0, already here 0, not live 1, without a user 1" in output
     assert "sub_orphan" in output
     assert Subscription.objects.count() == 1
+
+
+def test_subscriptions_terms_cannot_state_are_reported_and_the_import_goes_on(fake):
+    two_items = subscription("sub_two_items")
+    two_items["items"]["data"].append({**two_items["items"]["data"][0], "id": "si_2"})
+    three_seats = subscription("sub_seats")
+    three_seats["items"]["data"][0]["quantity"] = 3
+    metered = subscription("sub_metered", item_price=price("price_metered"))
+    metered["items"]["data"][0]["price"]["recurring"]["usage_type"] = "metered"
+    tiered = subscription("sub_tiered")
+    tiered["items"]["data"][0]["price"].update(
+        id="price_tiered", billing_scheme="tiered", unit_amount=None, unit_amount_decimal=None
+    )
+    odd = [two_items, three_seats, metered, tiered]
+    fake.on("GET", LIST, paged([*odd, *stripe_subscriptions(1)], LIST))
+
+    output = run("--page-size", "2")
+
+    assert "Imported 1, linked 0, already here 0, not live 0, without a user 0, " in output
+    assert "not representable 4." in output
+    assert "Not imported: sub_two_items: it has 2 items; terms bill one price" in output
+    assert "Not imported: sub_seats: its item's quantity is 3; terms bill one unit" in output
+    assert "Not imported: sub_metered: Stripe price price_metered is not a recurring" in output
+    assert "Not imported: sub_tiered: Stripe price price_tiered is not a recurring" in output
+    assert Subscription.objects.get().gateway_subscription_id == "sub_0000"
 
 
 def test_a_subscription_a_checkout_here_started_is_linked_not_copied(fake):

@@ -35,7 +35,14 @@ from renewals.models import (
     StripeEvent,
     Subscription,
 )
-from renewals.services import cancel_auto_renewal, run_due_renewals, stripe_events, subscribe
+from renewals.services import (
+    cancel_auto_renewal,
+    resume_auto_renewal,
+    run_due_renewals,
+    stripe_events,
+    subscribe,
+)
+from renewals.services.cancellation import GATEWAY_CLOCK_SKEW
 from renewals.services.stripe_events import receive_event
 from renewals.services.sweep import send_due_notices
 from tests.concurrency import run_concurrently
@@ -639,43 +646,100 @@ def test_a_cancellation_at_a_set_time_switches_auto_renewal_off_too(subscription
 
 
 @freeze_time(MID_TERM)
-def test_auto_renewal_switched_on_at_stripe_is_switched_off_again(subscription, fake, deliver):
-    cancel_auto_renewal(subscription, actor=subscription.user, via="manage_page")
-    Subscription.objects.filter(pk=subscription.pk).update(gateway_sync_pending=False)
-    switched_off = stripe_subscription(
-        "sub_1", period_start=START, period_end=RENEWAL, cancel_at_period_end=True
-    )
-    fake.on("POST", "/v1/subscriptions/sub_1", switched_off)
-    fake.on("GET", "/v1/invoices", listing([], "/v1/invoices"))
+def stripe_state(fake: FakeStripe) -> dict[str, bool]:
+    """``sub_1`` as Stripe keeps it: each update Stripe carries out (not one it replays for a
+    key used before) sets ``cancel_at_period_end``."""
+    state = {"cancel_at_period_end": False}
 
-    deliver(updated(id="evt_renew_clicked"))
+    def update(request: Any) -> dict[str, Any]:
+        state["cancel_at_period_end"] = request.form["cancel_at_period_end"] == "true"
+        return updated(**state)["data"]["object"]
+
+    fake.on("POST", "/v1/subscriptions/sub_1", update)
+    return state
+
+
+def test_auto_renewal_switched_on_at_stripe_is_switched_off_again(
+    subscription, fake, deliver, django_capture_on_commit_callbacks
+):
+    at_stripe = stripe_state(fake)
+    fake.on("GET", "/v1/invoices", listing([], "/v1/invoices"))
+    with freeze_time(MID_TERM), django_capture_on_commit_callbacks(execute=True):
+        cancel_auto_renewal(subscription, actor=subscription.user, via="manage_page")
+    assert at_stripe["cancel_at_period_end"]
+
+    at_stripe["cancel_at_period_end"] = False  # switched on again in the customer portal
+    clicked = MID_TERM + dt.timedelta(minutes=10)
+    with freeze_time(clicked):
+        deliver(updated(id="evt_renew_clicked", created=clicked))
 
     subscription = fresh(subscription)
     assert not subscription.auto_renew
     assert not subscription.gateway_sync_pending
     refused = AuditEvent.objects.get(kind="gateway_auto_renew_refused")
     assert refused.data == {"event": "evt_renew_clicked", "reason": "auto-renewal is off here"}
-    assert fake.calls() == ["POST /v1/subscriptions/sub_1", "GET /v1/invoices"]
-    assert fake.requests[0].form["cancel_at_period_end"] == "true"
+    assert fake.calls() == ["POST /v1/subscriptions/sub_1", "GET /v1/invoices"] * 2
+    first_off, off_again = fake.requests[0], fake.requests[2]
+    assert off_again.form == first_off.form
+    # A key of its own: Stripe would replay the first switch-off's answer for the old one.
+    assert off_again.idempotency_key != first_off.idempotency_key
+    assert at_stripe["cancel_at_period_end"]
 
 
 @freeze_time(MID_TERM)
 def test_a_late_event_from_before_our_own_sync_does_not_switch_auto_renewal_back(
     subscription, fake, deliver, django_capture_on_commit_callbacks
 ):
-    fake.on("POST", "/v1/subscriptions/sub_1", updated(cancel_at_period_end=True)["data"]["object"])
+    switched_off = updated(cancel_at_period_end=True)["data"]["object"]
+    fake.on("POST", "/v1/subscriptions/sub_1", switched_off)
     fake.on("GET", "/v1/invoices", listing([], "/v1/invoices"))
     with django_capture_on_commit_callbacks(execute=True):
         cancel_auto_renewal(subscription, actor=subscription.user, via="manage_page")
     assert len(fake.requests) == 2
-    assert fresh(subscription).gateway_event_created == MID_TERM
+    # Whole seconds, a clock skew earlier: Stripe's clock may be behind ours.
+    assert fresh(subscription).gateway_event_created == MID_TERM - GATEWAY_CLOCK_SKEW
 
-    late = updated(id="evt_late", created=MID_TERM - dt.timedelta(seconds=1))
+    late = updated(id="evt_late", created=MID_TERM - GATEWAY_CLOCK_SKEW - dt.timedelta(seconds=1))
     deliver(late)
 
     assert StripeEvent.objects.get().outcome == EventOutcome.STALE
     assert not fresh(subscription).auto_renew
     assert len(fake.requests) == 2
+
+    # Within the skew of our change: no telling by the clocks, so Stripe is asked.
+    fake.on("GET", "/v1/subscriptions/sub_1", switched_off)
+    deliver(updated(id="evt_close", created=MID_TERM - dt.timedelta(seconds=1)))
+
+    assert not fresh(subscription).auto_renew
+    assert fake.calls()[2:] == ["GET /v1/subscriptions/sub_1"]
+
+
+@pytest.mark.parametrize("stripe_clock", [dt.timedelta(0), dt.timedelta(seconds=-45)])
+def test_a_portal_cancellation_just_after_our_own_sync_is_not_taken_for_an_old_event(
+    subscription, fake, deliver, django_capture_on_commit_callbacks, stripe_clock
+):
+    """Stripe dates events in whole seconds by its own clock: an event it created just after
+    our change may read as before it."""
+    Subscription.objects.filter(pk=subscription.pk).update(auto_renew=False)
+    fake.on("POST", "/v1/subscriptions/sub_1", updated()["data"]["object"])
+    resumed = MID_TERM + dt.timedelta(milliseconds=400)
+    with freeze_time(resumed), django_capture_on_commit_callbacks(execute=True):
+        resume_auto_renewal(
+            subscription, evidence=make_evidence(subscription.terms), actor=subscription.user
+        )
+    assert fake.calls() == ["POST /v1/subscriptions/sub_1"]
+
+    cancelled = updated(cancel_at_period_end=True)
+    fake.on("GET", "/v1/subscriptions/sub_1", cancelled["data"]["object"])
+    with freeze_time(resumed + dt.timedelta(seconds=1)):
+        deliver(
+            {**cancelled, "id": "evt_portal", "created": int((MID_TERM + stripe_clock).timestamp())}
+        )
+
+    subscription = fresh(subscription)
+    assert not subscription.auto_renew
+    assert AuditEvent.objects.filter(kind="auto_renewal_cancelled").get().data["via"] == "gateway"
+    assert fake.calls()[1:] == ["GET /v1/subscriptions/sub_1"]
 
 
 @freeze_time(MID_TERM)
@@ -784,7 +848,7 @@ def _held(subscription: Subscription, fake: FakeStripe, deliver: Any) -> Subscri
         "/v1/invoices/in_1",
         {"auto_advance": "false"},
     )
-    assert hold.idempotency_key == f"renewals:{subscription.pk}:hold:in_1"
+    assert hold.idempotency_key == f"renewals:test:{subscription.pk}:hold:in_1"
     subscription = fresh(subscription)
     assert subscription.status == Status.ON_HOLD
     assert subscription.held_renewal_at == subscription.next_renewal_at == RENEWAL
@@ -802,6 +866,7 @@ def test_a_refused_renewal_holds_the_draft_then_voids_it_when_the_renewal_lapses
     fake.on("GET", "/v1/invoices/in_1", renewal_invoice(auto_advance=False))
     fake.on("POST", "/v1/invoices/in_1/finalize", renewal_invoice(status="open"))
     fake.on("POST", "/v1/invoices/in_1/void", renewal_invoice(status="void"))
+    fake.on("DELETE", "/v1/subscriptions/sub_1", updated(status="canceled")["data"]["object"])
 
     with (
         freeze_time(RENEWAL + dt.timedelta(minutes=5)),
@@ -814,8 +879,11 @@ def test_a_refused_renewal_holds_the_draft_then_voids_it_when_the_renewal_lapses
         "GET /v1/invoices/in_1",
         "POST /v1/invoices/in_1/finalize",
         "POST /v1/invoices/in_1/void",
+        "DELETE /v1/subscriptions/sub_1",
     ]
     assert fake.requests[2].form == {"auto_advance": "false"}  # finalized without charging
+    # Stripe had started the next term (its draft): ended now, not at that term's end.
+    assert fake.requests[4].query == {"prorate": "false", "invoice_now": "false"}
     subscription = fresh(subscription)
     assert subscription.status == Status.EXPIRED
     assert subscription.held_invoice_id is None

@@ -95,7 +95,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Imported {totals.imported}, linked {totals.linked}, already here "
             f"{totals.existing}, not live {totals.not_live}, without a user "
-            f"{len(totals.no_user)}."
+            f"{len(totals.no_user)}, not representable {len(totals.unsupported)}."
         )
         if totals.no_user:
             self.stderr.write(
@@ -103,6 +103,8 @@ class Command(BaseCommand):
                     "No user found for the customers of: " + ", ".join(totals.no_user)
                 )
             )
+        for stripe_id, problem in totals.unsupported.items():
+            self.stderr.write(self.style.WARNING(f"Not imported: {stripe_id}: {problem}"))
 
     def _import_options(self, options: dict[str, Any]) -> ImportOptions:
         time_zone = options["time_zone"] or renewals_settings.time_zone_name
