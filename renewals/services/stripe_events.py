@@ -196,11 +196,18 @@ def _failed(event_id: str, payload: Mapping[str, Any], exc: Exception, *, new: b
 
 
 def _sync_subscription(event: StripeEvent) -> EventOutcome:
-    state = subscription_state(event.data_object)
+    return sync_subscription(event.data_object, as_of=event.created, cause=event.event_id)
+
+
+def sync_subscription(obj: Mapping[str, Any], *, as_of: dt.datetime, cause: str) -> EventOutcome:
+    """Bring the subscription Stripe's object ``obj`` describes in line with it, as Stripe
+    stated it at ``as_of``; ``cause`` (an event id, or what stands for one) is named in the
+    audit events. Call inside a transaction: the subscription's row is locked."""
+    state = subscription_state(obj)
     subscription = _locked(state.id, fields=SYNCED)
     if subscription is None:
         return EventOutcome.UNKNOWN_SUBSCRIPTION
-    order = _order(subscription, event.created, state)
+    order = _order(subscription, as_of, state)
     if order < 0:
         return EventOutcome.STALE
     changes, step = _changes(subscription, state), _auto_renew_step(subscription, state)
@@ -209,17 +216,17 @@ def _sync_subscription(event: StripeEvent) -> EventOutcome:
         # newer.
         state = subscription_state(stripe_gateway().retrieve_subscription(state.id))
         changes, step = _changes(subscription, state), _auto_renew_step(subscription, state)
-    _save(subscription, changes, step, at=event.created)
+    _save(subscription, changes, step, at=as_of)
     if changes:
         record_event(
             "gateway_updated",
             subscription=subscription,
-            data={"event": event.event_id, "changes": changes},
+            data={"event": cause, "changes": changes},
         )
     if step == "cancel":
         cancel_auto_renewal(
             subscription,
-            actor=f"stripe:{event.event_id}",
+            actor=f"stripe:{cause}",
             via=RevokedVia.GATEWAY,
             reason="switched off at Stripe",
         )
@@ -227,7 +234,7 @@ def _sync_subscription(event: StripeEvent) -> EventOutcome:
         record_event(
             "gateway_auto_renew_refused",
             subscription=subscription,
-            data={"event": event.event_id, "reason": "auto-renewal is off here"},
+            data={"event": cause, "reason": "auto-renewal is off here"},
         )
         pk = subscription.pk
         transaction.on_commit(lambda: sync_gateway(pk), robust=True)

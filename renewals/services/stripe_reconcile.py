@@ -8,7 +8,8 @@ does exactly what the event would have done:
    as :func:`~renewals.services.stripe_events.receive_event` applies a delivered one.
 2. **Subscriptions.** Every subscription Stripe bills is compared with this database's: one
    whose status, next renewal or auto-renewal differs is brought in line by the webhook's
-   subscription sync, fed the object Stripe listed now; one that a checkout here created but
+   subscription sync (:func:`~.stripe_events.sync_subscription`), fed the object Stripe
+   listed now; one that a checkout here created but
    never recorded is linked; one live here that Stripe no longer lists (it ended there) is
    fetched and synced. Stripe keeps events for 30 days; this pass repairs older gaps too.
 """
@@ -26,11 +27,8 @@ from ..exceptions import WebhookEventFailed
 from ..gateways.stripe import StripeGateway, stripe_gateway, subscription_state
 from ..models import LIVE_STATUSES, StripeEvent, Subscription
 from .stripe_checkout import link_stripe_subscription
-from .stripe_events import HANDLERS, receive_event
+from .stripe_events import HANDLERS, receive_event, sync_subscription
 from .stripe_import import started_here
-
-#: The event type whose processing syncs a subscription.
-SUBSCRIPTION_UPDATED = "customer.subscription.updated"
 
 
 @dataclass
@@ -128,18 +126,8 @@ def _sync(subscription: Subscription, obj: Mapping[str, Any]) -> bool:
     created = subscription.gateway_event_created or dt.datetime.fromtimestamp(
         obj["created"], dt.UTC
     )
-    event_id = f"reconcile:{state.id}"
-    payload = {
-        "id": event_id,
-        "type": SUBSCRIPTION_UPDATED,
-        "created": int(created.timestamp()),
-        "data": {"object": dict(obj)},
-    }
-    event = StripeEvent(
-        event_id=event_id, type=SUBSCRIPTION_UPDATED, created=created, payload=payload
-    )
-    with transaction.atomic():
-        HANDLERS[SUBSCRIPTION_UPDATED](event)  # applied, never stored: Stripe sent no event
+    with transaction.atomic():  # applied, never stored: Stripe sent no event
+        sync_subscription(obj, as_of=created, cause=f"reconcile:{state.id}")
     subscription.refresh_from_db()
     return _mirrored(subscription) != before
 
