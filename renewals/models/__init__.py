@@ -5,10 +5,11 @@ from .consent import Consent, ConsentChannel, RevokedVia
 from .declaration import ContractDeclaration, DeclarationKind, DeclarationStatus
 from .notice import PENDING_NOTICE_STATUSES, NoticeStatus, RenewalNotice
 from .stripe_event import EventOutcome, StripeEvent
-from .subscription import LIVE_STATUSES, TRANSITIONS, Status, Subscription
+from .subscription import ENDED_STATUSES, LIVE_STATUSES, TRANSITIONS, Status, Subscription
 from .terms import Interval, RenewalTerms
 
 __all__ = [
+    "ENDED_STATUSES",
     "LIVE_STATUSES",
     "PENDING_NOTICE_STATUSES",
     "TRANSITIONS",

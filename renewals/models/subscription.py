@@ -41,6 +41,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 #: Statuses in which a renewal can still happen.
 LIVE_STATUSES = frozenset({Status.TRIALING, Status.ACTIVE, Status.PAST_DUE, Status.ON_HOLD})
+#: Subscriptions that no longer renew, whatever their auto-renewal flag says.
+ENDED_STATUSES = frozenset({Status.EXPIRED, Status.CANCELED})
 
 
 def validate_time_zone(value: str) -> None:

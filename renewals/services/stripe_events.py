@@ -53,7 +53,14 @@ from ..gateways.stripe import (
     stripe_gateway,
     subscription_state,
 )
-from ..models import EventOutcome, RevokedVia, Status, StripeEvent, Subscription
+from ..models import (
+    ENDED_STATUSES,
+    EventOutcome,
+    RevokedVia,
+    Status,
+    StripeEvent,
+    Subscription,
+)
 from .audit import record_event
 from .cancellation import GATEWAY_CLOCK_SKEW, cancel_auto_renewal, sync_gateway
 from .gate import renewal_gate
@@ -62,8 +69,6 @@ from .scheduling import plan_notices
 
 logger = logging.getLogger("renewals.webhooks")
 
-#: Statuses a subscription does not leave.
-ENDED = frozenset({Status.EXPIRED, Status.CANCELED})
 #: What the subscription sync reads: an event is applied without reading the rest of the row.
 SYNCED = (
     "status",
@@ -268,7 +273,7 @@ def _order(subscription: Subscription, created: dt.datetime, state: StripeSubscr
     if created < applied:
         return -1
     start = subscription.current_period_start
-    here = (int(start.timestamp()) if start else 0, int(subscription.status in ENDED))
+    here = (int(start.timestamp()) if start else 0, int(subscription.status in ENDED_STATUSES))
     return (state.ordering > here) - (state.ordering < here)
 
 
@@ -284,7 +289,7 @@ def _changes(subscription: Subscription, state: StripeSubscriptionState) -> dict
 
 def _wanted(subscription: Subscription, state: StripeSubscriptionState) -> dict[str, Any]:
     """The mirrored fields' values that follow from Stripe's ``state``."""
-    if subscription.status in ENDED:
+    if subscription.status in ENDED_STATUSES:
         return {}
     if state.status == Status.CANCELED:
         return {"status": _ended_status(subscription, state)}

@@ -24,14 +24,11 @@ from django.views.decorators.http import require_http_methods
 from .. import ratelimit
 from ..conf import renewals_settings
 from ..exceptions import LinkExpired, LinkTampered
-from ..models import AuditEvent, RevokedVia, Status, Subscription
+from ..models import ENDED_STATUSES, AuditEvent, RevokedVia, Subscription
 from ..services import cancel_auto_renewal
 from ..services.audit import chain_of
 from ..tokens import read_one_click_token
 from .throttle import ip_retry_after, too_many_requests
-
-#: Subscriptions that no longer renew, whatever their auto-renewal flag says.
-ENDED = frozenset({Status.EXPIRED, Status.CANCELED})
 
 
 @never_cache
@@ -47,7 +44,7 @@ def one_click_cancel(request: HttpRequest, token: str) -> HttpResponse:
     except LinkTampered:
         return _page(request, "invalid", status=400)
     subscription = notice.subscription
-    if subscription.status in ENDED:
+    if subscription.status in ENDED_STATUSES:
         return _page(request, "ended", {"subscription": subscription})
     if request.method == "POST":
         cancel_auto_renewal(
