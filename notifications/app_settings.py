@@ -8,16 +8,22 @@ same machinery for ``RENEWALS``.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 #: ``validator(display name, value) -> cleaned value``; raises ImproperlyConfigured.
 Validator = Callable[[str, Any], Any]
+
+
+class UnknownSettingKey(ImproperlyConfigured):
+    """The project's settings dict has a key the app does not know."""
 
 
 def item(name: str, key: object) -> str:
@@ -85,16 +91,16 @@ def imported(name: str, path: str) -> Any:
 
 def backend_config(name: str, value: Any, *, what: str) -> Mapping[str, Any]:
     """A ``{"BACKEND": dotted path, "OPTIONS": {...}}`` dict; ``what`` the class it names."""
-    mapping(name, value)
-    if not isinstance(value.get("BACKEND"), str):
+    config = mapping(name, value)
+    if not isinstance(config.get("BACKEND"), str):
         raise ImproperlyConfigured(f"{item(name, 'BACKEND')} must be the dotted path of {what}.")
-    unknown = set(value) - {"BACKEND", "OPTIONS"}
+    unknown = set(config) - {"BACKEND", "OPTIONS"}
     if unknown:
         raise ImproperlyConfigured(
             f"{name} has unknown keys {sorted(unknown)}; use 'BACKEND' and 'OPTIONS'."
         )
-    mapping(item(name, "OPTIONS"), value.get("OPTIONS", {}))
-    return value
+    mapping(item(name, "OPTIONS"), config.get("OPTIONS", {}))
+    return config
 
 
 class AppSettings:
@@ -128,12 +134,41 @@ class AppSettings:
             self._cache.clear()
 
     def configured(self) -> Mapping[str, Any]:
-        """The project's dict as it is now (empty when not set)."""
+        """The project's dict as it is now (empty when not set).
+
+        Raises :class:`UnknownSettingKey` if it has a key the app does not know: a typo would
+        otherwise leave the default silently in force.
+        """
+        problems = self.unknown_key_problems()
+        if problems:
+            known = ", ".join(self.known_keys())
+            raise UnknownSettingKey(f"{' '.join(problems)} Known keys: {known}.")
+        return self._project_dict()
+
+    def _project_dict(self) -> Mapping[str, Any]:
         value = getattr(settings, self._setting, {})
         if not isinstance(value, Mapping):
             raise ImproperlyConfigured(f"settings.{self._setting} must be a dict.")
         return value
 
-    def unknown_keys(self) -> list[str]:
+    def known_keys(self) -> list[str]:
+        """The keys the app reads: those of its defaults."""
+        return sorted(self._defaults)
+
+    def unknown_keys(self) -> list[object]:
         """Keys in the project's dict that the app does not know (likely typos)."""
-        return sorted(set(self.configured()) - set(self._defaults))
+        return sorted((key for key in self._project_dict() if key not in self._defaults), key=repr)
+
+    def unknown_key_problems(self) -> list[str]:
+        """A sentence for each of :meth:`unknown_keys`, naming the known key closest to it."""
+        problems = []
+        for key in self.unknown_keys():
+            problem = f"{item(self._setting, key)} is not a setting"
+            close = difflib.get_close_matches(str(key).upper(), self._defaults, n=1)
+            problems.append(f"{problem}; did you mean {close[0]!r}?" if close else f"{problem}.")
+        return problems
+
+    def unknown_key_errors(self, check_id: str) -> list[CheckMessage]:
+        """:meth:`unknown_key_problems` as system check errors with the id ``check_id``."""
+        hint = f"Known keys: {', '.join(self.known_keys())}."
+        return [Error(problem, hint=hint, id=check_id) for problem in self.unknown_key_problems()]

@@ -9,3 +9,6 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .backends.email import connect_anymail_receipts
+
+        connect_anymail_receipts()

@@ -19,17 +19,21 @@ from .app_settings import (
     string,
 )
 
-CHANNEL_NAMES = ("sms", "push")
+CHANNEL_NAMES = ("sms", "push", "email")
 
 
 def _backends(name: str, value: Any) -> Mapping[str, Mapping[str, Any]]:
-    for alias, config in mapping(name, value).items():
+    backends = mapping(name, value)
+    for alias, config in backends.items():
         backend_config(item(name, alias), config, what="a backend class")
-    return value
+    return backends
 
 
 def _channels(name: str, value: Any) -> Mapping[str, str | Mapping[str, str]]:
-    for channel, entry in mapping(name, value).items():
+    if value is None:
+        return _default_channels()
+    channels = mapping(name, value)
+    for channel, entry in channels.items():
         if channel not in CHANNEL_NAMES:
             raise ImproperlyConfigured(
                 f"{name} has unknown channel {channel!r}; use {list(CHANNEL_NAMES)}."
@@ -48,7 +52,17 @@ def _channels(name: str, value: Any) -> Mapping[str, str | Mapping[str, str]]:
                     f"{entry_name} maps {provider!r}; its keys are device providers."
                 )
             string(item(entry_name, provider), alias)
-    return value
+    return channels
+
+
+def _default_channels() -> dict[str, str]:
+    """Each channel to the alias of its name: ``sms`` and ``push`` always, ``email`` when
+    ``BACKENDS`` has an ``"email"`` alias (a project that set ``BACKENDS`` before the email
+    channel existed sends no email until it adds one)."""
+    channels = {"sms": "sms", "push": "push"}
+    if "email" in notifications_settings.BACKENDS:
+        channels["email"] = "email"
+    return channels
 
 
 def _quiet_hours(name: str, value: Any) -> tuple[int, int] | None:
@@ -74,12 +88,14 @@ DEFAULTS: dict[str, tuple[Any, Validator]] = {
         {
             "sms": {"BACKEND": "notifications.backends.console.SMSBackend"},
             "push": {"BACKEND": "notifications.backends.console.PushBackend"},
+            "email": {"BACKEND": "notifications.backends.console.EmailBackend"},
         },
         _backends,
     ),
-    # Channel name ("sms", "push") -> the backend alias that sends it; for "push" also a dict
-    # {device provider: alias}, e.g. {"fcm": "fcm", "apns": "apns"}.
-    "CHANNELS": ({"sms": "sms", "push": "push"}, _channels),
+    # Channel name ("sms", "push", "email") -> the backend alias that sends it; for "push"
+    # also a dict {device provider: alias}, e.g. {"fcm": "fcm", "apns": "apns"}. None: each
+    # channel to the alias of its name (email only where BACKENDS has an "email" alias).
+    "CHANNELS": (None, _channels),
     # Dotted path of ``callable(user) -> Recipient``.
     "RECIPIENT_RESOLVER": ("notifications.recipients.resolve_recipient", string),
     # Local hours (start, end) in which nothing is sent, e.g. (21, 8); None: no quiet hours.
@@ -95,4 +111,18 @@ DEFAULTS: dict[str, tuple[Any, Validator]] = {
 }
 
 
-notifications_settings = AppSettings("NOTIFICATIONS", DEFAULTS)
+class NotificationsSettings(AppSettings):
+    """``settings.NOTIFICATIONS`` with defaults and validation; each key's type is what its
+    validator returns."""
+
+    BACKENDS: Mapping[str, Mapping[str, Any]]
+    CHANNELS: Mapping[str, str | Mapping[str, str]]
+    RECIPIENT_RESOLVER: str
+    QUIET_HOURS: tuple[int, int] | None
+    RATE_LIMIT: tuple[int, int] | None
+    SMS_MAX_SEGMENTS: int
+    RECEIPT_TIMEOUT: int
+    DEFAULT_REGION: str | None
+
+
+notifications_settings = NotificationsSettings("NOTIFICATIONS", DEFAULTS)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.utils import timezone
 
 from .models import Device
+from .types import User
 
 
-def register_device(user: Any, *, platform: str, provider: str, token: str) -> tuple[Device, bool]:
+def register_device(user: User, *, platform: str, provider: str, token: str) -> tuple[Device, bool]:
     """Record that ``token`` now reaches ``user``; ``True`` with the device if it is new.
 
     Idempotent on the token: registering it again updates the device and marks it active and

@@ -35,9 +35,16 @@ from .backends import channel_backends
 from .backends.base import BaseBackend, SMSBackend, raised
 from .conf import CHANNEL_NAMES, notifications_settings
 from .db import insert_rows
+from .email_address import mask_email, normalize_email
 from .exceptions import BackendError, InvalidRecipient, MessageError, NotificationsError
-from .message_templates import MessageTemplate, Rendered, check_sms_length, get_template
-from .messages import Message, PushMessage, SendResult, SMSMessage
+from .message_templates import (
+    MessageTemplate,
+    Rendered,
+    check_sms_length,
+    get_template,
+    render_email_html,
+)
+from .messages import EmailMessage, Message, PushMessage, SendResult, SMSMessage
 from .models import Delivery, Device
 from .phone import mask, mask_numbers, mask_token, normalize
 from .recipients import Recipient, get_resolver
@@ -263,6 +270,8 @@ def _prepare_call(request: Request) -> _Call:
         recipient = get_resolver()(recipient)
     if recipient.phone:
         recipient.phone = normalize(recipient.phone)
+    if recipient.email:
+        recipient.email = normalize_email(recipient.email)
     message = request.message
     template = get_template(message.template_key)
     rendered = template.render(message.context, message.locale or recipient.locale)
@@ -425,15 +434,28 @@ def _targets(
     skipped: dict[str, str],
 ) -> list[_Target]:
     """The messages of ``channel`` with the backend of each; notes in ``skipped`` what
-    cannot be sent."""
+    cannot be sent (also a channel ``NOTIFICATIONS['CHANNELS']`` does not configure)."""
+    if channel not in notifications_settings.CHANNELS:
+        skipped[channel] = f"not configured: NOTIFICATIONS['CHANNELS'] has no {channel!r}"
+        return []
     text = rendered.text
     if channel == "sms":
         if not recipient.phone:
             skipped[channel] = "no phone number"
             return []
-        [sms_backend] = channel_backends(channel).values()
         sms = SMSMessage(to=recipient.phone, body=text.sms)
-        return [_Target("sms", mask(recipient.phone), sms, sms_backend, template, rendered.fields)]
+        return [_single_target(channel, mask(recipient.phone), sms, template, rendered)]
+    if channel == "email":
+        if not recipient.email:
+            skipped[channel] = "no email address"
+            return []
+        email = EmailMessage(
+            to=recipient.email,
+            subject=text.email_subject,
+            body=text.email_body,
+            html=render_email_html(rendered),
+        )
+        return [_single_target(channel, mask_email(recipient.email), email, template, rendered)]
     devices = [device for device in recipient.devices if device.active]
     if not devices:
         skipped[channel] = "no active push device"
@@ -466,6 +488,14 @@ def _targets(
     if not targets:
         skipped[channel] = "no push alias for the providers of the recipient's devices"
     return targets
+
+
+def _single_target(
+    channel: str, masked: str, message: Message, template: MessageTemplate, rendered: Rendered
+) -> _Target:
+    """The target of a channel served by one alias (SMS, email)."""
+    [backend] = channel_backends(channel).values()
+    return _Target(channel, masked, message, backend, template, rendered.fields)
 
 
 class _Collision(Exception):
@@ -556,10 +586,15 @@ def _claim(fields: dict[str, Any], target: _Target) -> tuple[Delivery, bool]:
 
 
 def _for_backend(delivery: Delivery, target: _Target) -> Message:
-    """The target's message with what its backend may need: the delivery's id, the template
-    key and, for template-only SMS providers, the approved template's code and parameters."""
+    """The target's message with what its backend may need: the delivery's id and
+    idempotency key, the template key and, for template-only SMS providers, the approved
+    template's code and parameters."""
     message, backend = target.message, target.backend
-    metadata = {"delivery_id": delivery.pk, "template_key": delivery.template_key}
+    metadata = {
+        "delivery_id": delivery.pk,
+        "idempotency_key": delivery.idempotency_key,
+        "template_key": delivery.template_key,
+    }
     if isinstance(message, SMSMessage) and isinstance(backend, SMSBackend):
         return replace(
             message,

@@ -2,7 +2,8 @@
 
 An app registers its templates at start-up (``register(MessageTemplate(...))`` from its
 ``AppConfig.ready()``); :func:`notifications.dispatch.send` renders them per channel. Texts are
-:meth:`str.format` strings over the validated fields.
+:meth:`str.format` strings over the validated fields; an email's HTML is its text in the
+Django template ``notifications/email/message.html``, which a project may override.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
+from django.template.loader import render_to_string
+from django.utils import translation
 
 from .conf import notifications_settings
 from .exceptions import MessageError
@@ -63,13 +66,23 @@ def check_sms_length(text: str) -> None:
         )
 
 
+#: The Django template an email's HTML alternative is rendered with.
+EMAIL_HTML_TEMPLATE = "notifications/email/message.html"
+
+
 @dataclass(frozen=True)
 class LocalizedText:
-    """The texts of one template in one locale."""
+    """The texts of one template in one locale.
+
+    An email's subject and text, left empty, are ``push_title`` and ``sms``; a URL in
+    ``email_body`` becomes a link in the HTML where whitespace surrounds it.
+    """
 
     sms: str
     push_title: str
     push_body: str
+    email_subject: str = ""
+    email_body: str = ""
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,11 @@ class MessageTemplate:
                 sms=source.sms.format(**fields),
                 push_title=source.push_title.format(**fields),
                 push_body=source.push_body.format(**fields),
+                # One line: a line break in a header would be refused (header injection).
+                email_subject=" ".join(
+                    (source.email_subject or source.push_title).format(**fields).split()
+                ),
+                email_body=(source.email_body or source.sms).format(**fields),
             )
         except (KeyError, IndexError) as exc:
             raise MessageError(
@@ -166,6 +184,21 @@ class MessageTemplate:
         """The parameters a template-only provider receives (empty if none is registered)."""
         mapping = self.providers.get(provider)
         return {} if mapping is None else {p: fields[f] for p, f in mapping.params.items()}
+
+
+def render_email_html(rendered: Rendered) -> str:
+    """The HTML alternative of ``rendered``'s email: :data:`EMAIL_HTML_TEMPLATE` with
+    ``subject``, ``body`` (the text), ``fields`` and ``locale``, in that locale."""
+    with translation.override(rendered.locale):
+        return render_to_string(
+            EMAIL_HTML_TEMPLATE,
+            {
+                "subject": rendered.text.email_subject,
+                "body": rendered.text.email_body,
+                "fields": rendered.fields,
+                "locale": rendered.locale,
+            },
+        )
 
 
 _registry: dict[str, MessageTemplate] = {}
@@ -200,5 +233,6 @@ __all__ = [
     "check_sms_length",
     "get_template",
     "register",
+    "render_email_html",
     "sms_segments",
 ]

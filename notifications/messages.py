@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .phone import masked_repr
+
 
 @dataclass(frozen=True)
 class SMSMessage:
@@ -22,6 +24,9 @@ class SMSMessage:
     sign_name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return masked_repr(self, "to")
+
 
 @dataclass(frozen=True)
 class PushMessage:
@@ -36,7 +41,18 @@ class PushMessage:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-Message = SMSMessage | PushMessage
+@dataclass(frozen=True)
+class EmailMessage:
+    """One email to one address: a subject, the plain text and its HTML alternative."""
+
+    to: str
+    subject: str
+    body: str
+    html: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+Message = SMSMessage | PushMessage | EmailMessage
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class Delivery(models.Model):
     class Channel(models.TextChoices):
         SMS = "sms", _("SMS")
         PUSH = "push", _("Push")
+        EMAIL = "email", _("Email")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("queued")

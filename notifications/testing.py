@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from .backends import locmem
+from .messages import Message
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +24,6 @@ def _notifications_locmem_outbox() -> Iterator[None]:
 
 
 @pytest.fixture
-def notifications_outbox() -> list[locmem.Message]:
+def notifications_outbox() -> list[Message]:
     """The locmem outbox, emptied for this test."""
     return locmem.outbox

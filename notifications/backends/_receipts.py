@@ -13,6 +13,8 @@ from django.core.checks import CheckMessage
 from django.core.checks import Warning as CheckWarning
 from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
 
 from ..exceptions import InvalidSignature
 from ..messages import Receipt
@@ -68,6 +70,7 @@ class TokenJSONReceipts(ReceiptsMixin):
 
     receipt_ack: ClassVar[dict[str, Any]]
 
+    @method_decorator(sensitive_variables("expected", "given"))  # kept out of error reports
     def parse_receipts(self, request: HttpRequest) -> list[Receipt]:
         expected = self.options.get("receipt_token") or ""
         given = request.headers.get("X-Receipt-Token") or request.GET.get("token", "")
@@ -78,6 +81,8 @@ class TokenJSONReceipts(ReceiptsMixin):
             if not isinstance(items, list):
                 raise TypeError("not a JSON array")
             return [self.receipt_from_item(item) for item in items]
+        except RecursionError:  # nested deeper than the parser goes
+            raise BadRequest(f"Malformed receipt for {self.alias!r}: nested too deep.") from None
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise BadRequest(f"Malformed receipt for {self.alias!r}: {exc}") from exc
 
@@ -99,8 +104,11 @@ class TokenJSONReceipts(ReceiptsMixin):
         message_key: str,
     ) -> Receipt:
         """The receipt of one report, read from the provider's own key names."""
+        message_id = item[id_key]
+        if not isinstance(message_id, str):
+            raise TypeError(f"{id_key!r} is not a string")
         return Receipt(
-            provider_message_id=str(item[id_key]),
+            provider_message_id=message_id,
             status="delivered" if success else "undelivered",
             at=parse_china_time(item.get(time_key)),
             error_code="" if success else str(item.get(code_key) or ""),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from ..messages import Message, SMSMessage
+from ..email_address import mask_email
+from ..messages import EmailMessage, Message, SMSMessage
 from ..phone import mask, mask_token
 
 
@@ -14,5 +15,9 @@ def fake_message_id(prefix: str) -> str:
 
 
 def masked_recipient(message: Message) -> str:
-    """Who ``message`` goes to, fit for logs: a masked number or a cut token."""
-    return mask(message.to) if isinstance(message, SMSMessage) else mask_token(message.token)
+    """Who ``message`` goes to, fit for logs: a masked number or address, or a cut token."""
+    if isinstance(message, SMSMessage):
+        return mask(message.to)
+    if isinstance(message, EmailMessage):
+        return mask_email(message.to)
+    return mask_token(message.token)

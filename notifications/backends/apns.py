@@ -77,7 +77,7 @@ class APNsBackend(HTTPBackend[PushMessage], PushBackend):
             {"iss": self.options["team_id"], "iat": now},
             self.signing_key,
             algorithm="ES256",
-            headers={"kid": self.options["key_id"]},
+            headers={"kid": self.options["key_id"], "typ": None},  # Apple's header: alg and kid
         )
         return token, now + TOKEN_LIFETIME
 

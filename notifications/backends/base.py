@@ -1,4 +1,4 @@
-"""Base classes of the SMS and push backends, shaped like Django's mail backends."""
+"""Base classes of the SMS, push and email backends, shaped like Django's mail backends."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import logging
 import traceback
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 from django.core.checks import CheckMessage
 from django.core.exceptions import ImproperlyConfigured
 
-from ..messages import PushMessage, SendResult, SMSMessage
+from ..messages import EmailMessage, PushMessage, SendResult, SMSMessage
 from ..phone import mask_numbers
 
 logger = logging.getLogger("notifications.backends")
 
-M = TypeVar("M", SMSMessage, PushMessage)
+M = TypeVar("M", SMSMessage, PushMessage, EmailMessage)
+ChannelName = Literal["sms", "push", "email"]
 
 
 class BaseBackend(Generic[M]):
@@ -26,7 +27,7 @@ class BaseBackend(Generic[M]):
     (``required_options`` among them) and implement :meth:`send_messages`.
     """
 
-    channel: ClassVar[Literal["sms", "push"]]
+    channel: ClassVar[ChannelName]
     #: The provider's name ("aliyun", "fcm"); message templates key provider parameters by it.
     provider: ClassVar[str] = ""
     #: The provider reports delivery receipts (a webhook moves deliveries to a final status).
@@ -85,7 +86,7 @@ class BaseBackend(Generic[M]):
     def close(self) -> None:
         """Close what :meth:`open` opened."""
 
-    def __enter__(self) -> BaseBackend[M]:
+    def __enter__(self) -> Self:
         self.open()
         return self
 
@@ -117,6 +118,10 @@ class SMSBackend(BaseBackend[SMSMessage]):
 
 class PushBackend(BaseBackend[PushMessage]):
     channel = "push"
+
+
+class EmailBackend(BaseBackend[EmailMessage]):
+    channel = "email"
 
 
 def raised(alias: str, messages: int, exc: Exception) -> SendResult:

@@ -1,7 +1,8 @@
 """Backends that write each message to a stream (stdout by default), for development.
 
-The recipient is masked (``+86 138****5678``, a token's first six characters), since
-console output ends up in logs.
+The recipient is masked (``+86 138****5678``, ``a***@example.com``, a token's first six
+characters), since console output ends up in logs. An email is written as its subject and
+text; its HTML alternative is left out.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from ..messages import Message, PushMessage, SendResult
+from ..messages import EmailMessage, Message, PushMessage, SendResult
 from . import base
 from ._util import fake_message_id, masked_recipient
 
@@ -42,6 +43,8 @@ class _ConsoleBackend:
         lines = [f"[{self.alias}] {message_id} to {masked_recipient(message)}"]
         if isinstance(message, PushMessage):
             lines.append(f"{message.platform}: {message.title}")
+        elif isinstance(message, EmailMessage):
+            lines.append(f"Subject: {message.subject}")
         lines += [message.body, "-" * 79, ""]
         return "\n".join(lines)
 
@@ -52,3 +55,7 @@ class SMSBackend(_ConsoleBackend, base.SMSBackend):
 
 class PushBackend(_ConsoleBackend, base.PushBackend):
     """Writes push messages to ``OPTIONS['stream']`` (default stdout)."""
+
+
+class EmailBackend(_ConsoleBackend, base.EmailBackend):
+    """Writes emails to ``OPTIONS['stream']`` (default stdout)."""

@@ -1,7 +1,8 @@
 """Backends that store each message as an :class:`~notifications.models.OutboxMessage`.
 
-For demos: a page can show a user's "phone" by listing the outbox messages of their
-deliveries. The recipient is stored masked, like everywhere else.
+For demos: a page can show a user's "phone" (or inbox) by listing the outbox messages of their
+deliveries. The recipient is stored masked, like everywhere else; an email is stored as its
+subject (``title``) and text.
 """
 
 from __future__ import annotations
@@ -9,9 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..messages import PushMessage, SendResult
+from ..messages import EmailMessage, Message, PushMessage, SendResult
 from . import base
 from ._util import fake_message_id, masked_recipient
+
+
+def _channel_and_title(message: Message) -> tuple[str, str]:
+    if isinstance(message, PushMessage):
+        return "push", message.title
+    if isinstance(message, EmailMessage):
+        return "email", message.subject
+    return "sms", ""
 
 
 class _DatabaseBackend:
@@ -21,19 +30,21 @@ class _DatabaseBackend:
     def send_messages(self, messages: Sequence[Any]) -> list[SendResult]:
         from ..models import OutboxMessage
 
-        rows = [
-            OutboxMessage(
-                channel="push" if isinstance(message, PushMessage) else "sms",
-                backend_alias=self.alias,
-                recipient=masked_recipient(message),
-                title=message.title if isinstance(message, PushMessage) else "",
-                url=(message.url or "") if isinstance(message, PushMessage) else "",
-                body=message.body,
-                provider_message_id=fake_message_id("db"),
-                delivery_id=message.metadata.get("delivery_id"),
+        rows = []
+        for message in messages:
+            channel, title = _channel_and_title(message)
+            rows.append(
+                OutboxMessage(
+                    channel=channel,
+                    backend_alias=self.alias,
+                    recipient=masked_recipient(message),
+                    title=title,
+                    url=(message.url or "") if isinstance(message, PushMessage) else "",
+                    body=message.body,
+                    provider_message_id=fake_message_id("db"),
+                    delivery_id=message.metadata.get("delivery_id"),
+                )
             )
-            for message in messages
-        ]
         OutboxMessage.objects.bulk_create(rows)
         return [SendResult.sent(row.provider_message_id) for row in rows]
 
@@ -44,3 +55,7 @@ class SMSBackend(_DatabaseBackend, base.SMSBackend):
 
 class PushBackend(_DatabaseBackend, base.PushBackend):
     """Stores push messages in the ``OutboxMessage`` table."""
+
+
+class EmailBackend(_DatabaseBackend, base.EmailBackend):
+    """Stores emails in the ``OutboxMessage`` table."""

@@ -24,3 +24,7 @@ class SMSBackend(_DummyBackend, base.SMSBackend):
 
 class PushBackend(_DummyBackend, base.PushBackend):
     """Accepts push messages and sends nothing."""
+
+
+class EmailBackend(_DummyBackend, base.EmailBackend):
+    """Accepts emails and sends nothing."""

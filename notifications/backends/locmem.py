@@ -41,3 +41,8 @@ class SMSBackend(_LocmemBackend, base.SMSBackend):
 
 class PushBackend(_LocmemBackend, base.PushBackend):
     """Keeps push messages in :data:`outbox`."""
+
+
+class EmailBackend(_LocmemBackend, base.EmailBackend):
+    """Keeps emails in :data:`outbox` (``notifications.backends.email.EmailBackend`` over
+    Django's locmem mail backend fills ``django.core.mail.outbox`` instead)."""

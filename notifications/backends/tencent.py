@@ -30,7 +30,7 @@ from .base import SMSBackend
 HOST = "sms.tencentcloudapi.com"
 SERVICE = "sms"
 API_VERSION = "2021-01-11"
-SIGNED_HEADERS = "content-type;host;x-tc-action"
+CONTENT_TYPE = "application/json; charset=utf-8"
 
 ERRORS = ErrorTable(
     retry=frozenset({"RequestLimitExceeded"}),
@@ -51,22 +51,33 @@ def _hmac(key: bytes, msg: str) -> bytes:
 
 
 def tc3_authorization(
-    secret_id: str, secret_key: str, *, action: str, payload: bytes, timestamp: int
+    secret_id: str,
+    secret_key: str,
+    *,
+    signed_headers: Mapping[str, str],
+    payload: bytes,
+    timestamp: int,
+    service: str = SERVICE,
 ) -> str:
-    """The ``Authorization`` header of TC3-HMAC-SHA256 for a JSON POST to ``HOST``."""
+    """The ``Authorization`` header of TC3-HMAC-SHA256 for a JSON POST to ``/``.
+
+    ``signed_headers`` maps the lowercase names of the headers that are signed (at least
+    ``content-type`` and ``host``) to their values.
+    """
     date = dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d")
+    headers = sorted((name, value.strip().lower()) for name, value in signed_headers.items())
+    names = ";".join(name for name, _ in headers)
     canonical_request = "\n".join(
         [
             "POST",
             "/",
             "",
-            f"content-type:application/json; charset=utf-8\nhost:{HOST}\n"
-            f"x-tc-action:{action.lower()}\n",
-            SIGNED_HEADERS,
+            "".join(f"{name}:{value}\n" for name, value in headers),
+            names,
             hashlib.sha256(payload).hexdigest(),
         ]
     )
-    scope = f"{date}/{SERVICE}/tc3_request"
+    scope = f"{date}/{service}/tc3_request"
     string_to_sign = "\n".join(
         [
             "TC3-HMAC-SHA256",
@@ -75,11 +86,11 @@ def tc3_authorization(
             hashlib.sha256(canonical_request.encode()).hexdigest(),
         ]
     )
-    key = _hmac(_hmac(_hmac(("TC3" + secret_key).encode(), date), SERVICE), "tc3_request")
+    key = _hmac(_hmac(_hmac(("TC3" + secret_key).encode(), date), service), "tc3_request")
     signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     return (
         f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, "
-        f"SignedHeaders={SIGNED_HEADERS}, Signature={signature}"
+        f"SignedHeaders={names}, Signature={signature}"
     )
 
 
@@ -150,11 +161,15 @@ class TencentSMSBackend(ApprovedTemplates, TokenJSONReceipts, HTTPBackend[SMSMes
             "Authorization": tc3_authorization(
                 o["secret_id"],
                 o["secret_key"],
-                action="SendSms",
+                signed_headers={
+                    "content-type": CONTENT_TYPE,
+                    "host": HOST,
+                    "x-tc-action": "SendSms",
+                },
                 payload=payload,
                 timestamp=timestamp,
             ),
-            "Content-Type": "application/json; charset=utf-8",
+            "Content-Type": CONTENT_TYPE,
             "Host": HOST,
             "X-TC-Action": "SendSms",
             "X-TC-Timestamp": str(timestamp),

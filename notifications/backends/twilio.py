@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import BadRequest
 from django.http import HttpRequest
@@ -37,10 +38,34 @@ RECEIPT_STATUSES: dict[str, ReceiptStatus] = {
 
 
 def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
-    """``X-Twilio-Signature``: HMAC-SHA1 over the URL and the sorted name+value pairs."""
+    """``X-Twilio-Signature``: HMAC-SHA1 over the URL and the name+value pairs sorted by name,
+    then value; a pair sent twice counts twice, as in twilio-python's ``RequestValidator``."""
     payload = url + "".join(name + value for name, value in sorted(params))
     digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
+
+
+def signed_url_forms(url: str) -> tuple[str, str]:
+    """``url`` without its port and with it (the scheme's default if it names none): Twilio
+    signs either form, and twilio-python's ``RequestValidator`` accepts both."""
+    parts = urlsplit(url)
+    host, colon, port = parts.netloc.rpartition(":")
+    if not (colon and port.isdigit()):  # no port ("[::1]" has colons but no port)
+        host, port = parts.netloc, "443" if parts.scheme == "https" else "80"
+    return (
+        urlunsplit(parts._replace(netloc=host)),
+        urlunsplit(parts._replace(netloc=f"{host}:{port}")),
+    )
+
+
+def verify_twilio_signature(
+    auth_token: str, url: str, params: Sequence[tuple[str, str]], signature: str
+) -> bool:
+    """Whether ``signature`` signs the request to ``url`` with ``params``."""
+    return any(
+        hmac.compare_digest(signature.encode(), twilio_signature(auth_token, form, params).encode())
+        for form in signed_url_forms(url)
+    )
 
 
 class TwilioSMSBackend(ReceiptsMixin, HTTPBackend[SMSMessage], SMSBackend):
@@ -100,9 +125,8 @@ class TwilioSMSBackend(ReceiptsMixin, HTTPBackend[SMSMessage], SMSBackend):
         base = self.options.get("webhook_url_base")
         url = base.rstrip("/") + request.get_full_path() if base else request.build_absolute_uri()
         params = [(name, value) for name, values in request.POST.lists() for value in values]
-        expected = twilio_signature(auth_token, url, params)
-        given = request.headers.get("X-Twilio-Signature", "")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not verify_twilio_signature(auth_token, url, params, signature):
             raise InvalidSignature(f"Twilio status callback for {self.alias!r} is not signed.")
         sid, status = request.POST.get("MessageSid"), request.POST.get("MessageStatus")
         if not sid or not status:

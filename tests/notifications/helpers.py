@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from notifications.backends import locmem
 from notifications.message_templates import LocalizedText, MessageTemplate, ProviderTemplate
+from notifications.messages import PushMessage, SMSMessage
 from notifications.recipients import Recipient
 from notifications.signals import delivery_updated
 
@@ -62,6 +63,24 @@ def phone_recipient(phone: str = PHONE, zone: str = "Asia/Shanghai") -> Recipien
 def configure(**values: object) -> override_settings:
     """``override_settings`` that changes some NOTIFICATIONS keys and keeps the others."""
     return override_settings(NOTIFICATIONS={**settings.NOTIFICATIONS, **values})
+
+
+def sms_numbers() -> list[str]:
+    """The number each message in the locmem outbox went to, which holds only SMS."""
+    numbers = []
+    for message in locmem.outbox:
+        assert isinstance(message, SMSMessage), message
+        numbers.append(message.to)
+    return numbers
+
+
+def push_tokens() -> list[str]:
+    """The device token of each message in the locmem outbox, which holds only pushes."""
+    tokens = []
+    for message in locmem.outbox:
+        assert isinstance(message, PushMessage), message
+        tokens.append(message.token)
+    return tokens
 
 
 @contextmanager

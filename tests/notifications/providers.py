@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import httpx
 
+#: Makes the response to a request.
+Responder: TypeAlias = Callable[[httpx.Request], httpx.Response]
+#: What the fake answers a request with: a response factory, or an exception to raise.
+Reply: TypeAlias = Responder | Exception
 
-def reply(status: int = 200, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+
+def reply(status: int = 200, body: Any = None, headers: dict[str, str] | None = None) -> Responder:
     """A response factory: ``body`` is sent as JSON (``None``: empty body)."""
 
     def respond(request: httpx.Request) -> httpx.Response:
@@ -22,7 +28,7 @@ class FakeProvider:
     """An ``httpx.MockTransport`` that records each request and plays ``replies`` in order
     (the last one repeats); a reply that is an exception is raised instead."""
 
-    def __init__(self, *replies: Any) -> None:
+    def __init__(self, *replies: Reply) -> None:
         self.requests: list[httpx.Request] = []
         self.replies = list(replies)
         self.transport = httpx.MockTransport(self._handle)

@@ -4,10 +4,12 @@ deliveries and messages read-only."""
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from notifications.models import Delivery, Device, OutboxMessage
+from notifications.types import User
 
 pytestmark = pytest.mark.django_db
 
@@ -15,13 +17,13 @@ TOKEN = "fcm-token-0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 @pytest.fixture
-def device(django_user_model):
+def device(django_user_model: type[User]) -> Device:
     user = django_user_model.objects.create_user(username="ann", password="pw")
     return Device.objects.create(user=user, platform="android", provider="fcm", token=TOKEN)
 
 
 @pytest.fixture
-def delivery(device):
+def delivery(device: Device) -> Delivery:
     return Delivery.objects.create(
         channel="sms",
         backend_alias="sms",
@@ -34,7 +36,7 @@ def delivery(device):
     )
 
 
-def test_device_pages_never_show_the_whole_token(admin_client, device):
+def test_device_pages_never_show_the_whole_token(admin_client: Client, device: Device) -> None:
     for url in (
         reverse("admin:notifications_device_changelist"),
         reverse("admin:notifications_device_change", args=[device.pk]),
@@ -45,11 +47,11 @@ def test_device_pages_never_show_the_whole_token(admin_client, device):
         assert TOKEN[:6] in page.content.decode()
 
 
-def test_devices_are_not_added_by_hand(admin_client):
+def test_devices_are_not_added_by_hand(admin_client: Client) -> None:
     assert admin_client.get(reverse("admin:notifications_device_add")).status_code == 403
 
 
-def test_deliveries_are_read_only(admin_client, delivery):
+def test_deliveries_are_read_only(admin_client: Client, delivery: Delivery) -> None:
     assert admin_client.get(reverse("admin:notifications_delivery_changelist")).status_code == 200
     change = reverse("admin:notifications_delivery_change", args=[delivery.pk])
     page = admin_client.get(change)
@@ -61,7 +63,7 @@ def test_deliveries_are_read_only(admin_client, delivery):
     assert admin_client.get(reverse("admin:notifications_delivery_add")).status_code == 403
 
 
-def test_deliveries_cannot_be_deleted(admin_client, delivery):
+def test_deliveries_cannot_be_deleted(admin_client: Client, delivery: Delivery) -> None:
     delete = reverse("admin:notifications_delivery_delete", args=[delivery.pk])
     assert admin_client.get(delete).status_code == 403
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
@@ -71,7 +73,7 @@ def test_deliveries_cannot_be_deleted(admin_client, delivery):
 
 
 @pytest.fixture
-def outbox_message(delivery):
+def outbox_message(delivery: Delivery) -> OutboxMessage:
     return OutboxMessage.objects.create(
         channel="sms",
         backend_alias="sms",
@@ -82,7 +84,9 @@ def outbox_message(delivery):
     )
 
 
-def test_stored_messages_are_listed_with_their_delivery(admin_client, outbox_message):
+def test_stored_messages_are_listed_with_their_delivery(
+    admin_client: Client, outbox_message: OutboxMessage
+) -> None:
     page = admin_client.get(reverse("admin:notifications_outboxmessage_changelist"))
     assert page.status_code == 200
     html = page.content.decode()
@@ -92,7 +96,7 @@ def test_stored_messages_are_listed_with_their_delivery(admin_client, outbox_mes
     assert f'href="{delivery_url}"' in html
 
 
-def test_stored_messages_are_read_only(admin_client, outbox_message):
+def test_stored_messages_are_read_only(admin_client: Client, outbox_message: OutboxMessage) -> None:
     change = reverse("admin:notifications_outboxmessage_change", args=[outbox_message.pk])
     assert admin_client.get(change).status_code == 200
     admin_client.post(change, {"body": "edited"})

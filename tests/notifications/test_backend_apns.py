@@ -1,7 +1,9 @@
 import json
 import sys
+from base64 import urlsafe_b64decode
 from collections.abc import Iterator
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -45,8 +47,8 @@ def backend(fake: FakeProvider, **options: object) -> APNsBackend:
     return APNsBackend("apns", transport=fake.transport, **options)
 
 
-def bearer(request: object) -> str:
-    return request.headers["authorization"].removeprefix("bearer ")  # type: ignore[attr-defined]
+def bearer(request: httpx.Request) -> str:
+    return request.headers["authorization"].removeprefix("bearer ")
 
 
 @freeze_time("2025-03-01 08:00:00")
@@ -65,11 +67,23 @@ def test_request() -> None:
         "k": "v",
     }
     token = bearer(request)
-    assert jwt.get_unverified_header(token) == {"alg": "ES256", "kid": "KEY1234567", "typ": "JWT"}
+    assert jwt.get_unverified_header(token) == {"alg": "ES256", "kid": "KEY1234567"}
     assert jwt.decode(token, KEY.public_key(), algorithms=["ES256"]) == {
         "iss": "TEAM123456",
         "iat": 1740816000,
     }
+
+
+@freeze_time("2015-07-18 00:23:56")
+def test_provider_token_is_apples_example() -> None:
+    # Apple's "Establishing a token-based connection to APNs": the header holds exactly alg and
+    # kid, the claims iss and iat, and the token is signed with ES256.
+    fake = FakeProvider(SENT)
+    backend(fake, team_id="DEF123GHIJ", key_id="ABC123DEFG").send_messages([MESSAGE])
+    header, claims, _ = bearer(fake.last).split(".")
+    assert urlsafe_b64decode(header + "==") == b'{"alg":"ES256","kid":"ABC123DEFG"}'
+    assert urlsafe_b64decode(claims + "==") == b'{"iss":"DEF123GHIJ","iat":1437179036}'
+    jwt.decode(bearer(fake.last), KEY.public_key(), algorithms=["ES256"])
 
 
 def test_sandbox_priority_ttl_and_url() -> None:

@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from notifications.backends import _http
 from notifications.backends.twilio import TwilioSMSBackend
 from notifications.exceptions import BackendError
-from notifications.messages import SMSMessage
+from notifications.messages import SendResult, SMSMessage
 
 from .providers import form
 
@@ -61,7 +61,7 @@ def numbers(count: int) -> list[SMSMessage]:
     return [SMSMessage(to=f"+1415555{i:04d}", body="x") for i in range(count)]
 
 
-def test_calls_run_concurrently_up_to_the_bound_and_results_keep_their_order():
+def test_calls_run_concurrently_up_to_the_bound_and_results_keep_their_order() -> None:
     provider = Provider()
     backend = twilio(provider, concurrency=4)
     assert backend.chunk_size == 4
@@ -70,20 +70,20 @@ def test_calls_run_concurrently_up_to_the_bound_and_results_keep_their_order():
     assert [r.provider_message_id for r in results] == [f"SM{i:04d}" for i in range(12)]
 
 
-def test_one_call_at_a_time_when_concurrency_is_one():
+def test_one_call_at_a_time_when_concurrency_is_one() -> None:
     provider = Provider()
     twilio(provider, concurrency=1).send_messages(numbers(5))
     assert provider.most_in_flight == 1
 
 
-def test_a_failing_call_leaves_the_others_results_standing():
+def test_a_failing_call_leaves_the_others_results_standing() -> None:
     provider = Provider(fail={"+14155550003": httpx.Response(400, json={"code": 21211})})
     results = twilio(provider, concurrency=3).send_messages(numbers(6))
     assert [r.ok for r in results] == [True, True, True, False, True, True]
     assert results[3].permanent
 
 
-def test_a_backend_error_makes_its_messages_and_those_not_yet_sent_retries():
+def test_a_backend_error_makes_its_messages_and_those_not_yet_sent_retries() -> None:
     auth_failed = httpx.Response(401, json={"code": 20003, "message": "Authenticate"})
     provider = Provider(fail={"+14155550000": auth_failed})
     results = twilio(provider, concurrency=2).send_messages(numbers(6))
@@ -95,18 +95,20 @@ def test_a_backend_error_makes_its_messages_and_those_not_yet_sent_retries():
     assert sum(r.ok for r in results) == provider.calls - 1
 
 
-def test_a_backend_error_on_every_call_is_raised():
+def test_a_backend_error_on_every_call_is_raised() -> None:
     auth_failed = httpx.Response(401, json={"code": 20003, "message": "Authenticate"})
     provider = Provider(fail={m.to: auth_failed for m in numbers(2)})
     with pytest.raises(BackendError, match="credentials"):
         twilio(provider, concurrency=2).send_messages(numbers(2))
 
 
-def test_an_unexpected_exception_in_one_call_makes_only_its_messages_retries(monkeypatch):
+def test_an_unexpected_exception_in_one_call_makes_only_its_messages_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     backend = twilio(Provider(), concurrency=3)
     send_one = backend.send_one
 
-    def flaky(message):
+    def flaky(message: SMSMessage) -> SendResult:
         if message.to.endswith("0001"):
             raise RuntimeError("bug")
         return send_one(message)
@@ -131,14 +133,14 @@ class FakeClock:
             self.now += seconds
 
 
-def test_the_rate_limit_spaces_calls_across_threads(monkeypatch):
+def test_the_rate_limit_spaces_calls_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(_http.time, "monotonic", clock.monotonic)
-    monkeypatch.setattr(_http.time, "sleep", clock.sleep)
+    monkeypatch.setattr(time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(time, "sleep", clock.sleep)
     limiter = _http.RateLimiter(rate=10)
     starts = []
 
-    def call():
+    def call() -> None:
         limiter.acquire()
         starts.append(clock.monotonic())
 
@@ -151,7 +153,7 @@ def test_the_rate_limit_spaces_calls_across_threads(monkeypatch):
     assert clock.now - 100.0 == pytest.approx(0.4)
 
 
-def test_a_backend_uses_one_limiter_per_alias_and_rate():
+def test_a_backend_uses_one_limiter_per_alias_and_rate() -> None:
     first = twilio(Provider(), rate_limit=5)
     second = twilio(Provider(), rate_limit=5)
     assert first.limiter is second.limiter
@@ -161,6 +163,6 @@ def test_a_backend_uses_one_limiter_per_alias_and_rate():
 
 
 @pytest.mark.parametrize(("name", "value"), [("concurrency", 0), ("rate_limit", "fast")])
-def test_bad_concurrency_options_are_refused(name, value):
+def test_bad_concurrency_options_are_refused(name: str, value: int | str) -> None:
     with pytest.raises(ImproperlyConfigured, match=f"'{name}'"):
         twilio(Provider(), **{name: value})

@@ -1,12 +1,13 @@
 import json
 import sys
-from collections.abc import Iterator
+from base64 import urlsafe_b64decode
+from collections.abc import Iterator, Mapping
 from urllib.parse import parse_qsl
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.core.exceptions import ImproperlyConfigured
 from freezegun import freeze_time
 
@@ -15,7 +16,7 @@ from notifications.backends.fcm import FCMBackend
 from notifications.exceptions import BackendError, MissingExtra
 from notifications.messages import PushMessage
 
-from .providers import FakeProvider, reply
+from .providers import FakeProvider, Responder, reply
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PEM = KEY.private_bytes(
@@ -47,7 +48,9 @@ def backend(fake: FakeProvider, **options: object) -> FCMBackend:
     return FCMBackend("fcm", transport=fake.transport, **options)
 
 
-def error(status: int, canonical: str, fcm_code: str | None = None, *extra: dict) -> object:
+def error(
+    status: int, canonical: str, fcm_code: str | None = None, *extra: Mapping[str, object]
+) -> Responder:
     details = [{"@type": fcm.FCM_ERROR_TYPE, "errorCode": fcm_code}] if fcm_code else []
     return reply(
         status,
@@ -94,6 +97,28 @@ def test_token_exchange_and_request() -> None:
             "data": {"k": "v"},
         }
     }
+
+
+@freeze_time("2012-02-06 17:53:05")
+def test_assertion_is_googles_example() -> None:
+    # Google's "Using OAuth 2.0 for Server to Server Applications": header {"alg":"RS256",
+    # "typ":"JWT"} (eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9), the claim set in its order, and an
+    # RS256 signature (deterministic) over the two.
+    fake = FakeProvider(TOKEN, SENT)
+    account = {k: v for k, v in SERVICE_ACCOUNT.items() if k != "private_key_id"}
+    backend(fake, service_account_info=account).send_messages([MESSAGE])
+    assertion = dict(parse_qsl(fake.requests[0].content.decode()))["assertion"]
+    header, claims, signature = assertion.split(".")
+    assert header == "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9"
+    assert json.loads(urlsafe_b64decode(claims + "==")) == {
+        "iss": "push@club-app.iam.gserviceaccount.com",
+        "scope": "https://www.googleapis.com/auth/firebase.messaging",
+        "aud": "https://oauth2.googleapis.com/token",
+        "iat": 1328550785,
+        "exp": 1328554385,
+    }
+    expected = KEY.sign(f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    assert urlsafe_b64decode(signature + "==") == expected
 
 
 def test_url_goes_to_data_or_webpush_link() -> None:
@@ -177,7 +202,7 @@ PAYLOAD_VIOLATION = {
         (reply(502), "UNKNOWN", False, False),
     ],
 )
-def test_error_mapping(answer: object, code: str, permanent: bool, token_invalid: bool) -> None:
+def test_error_mapping(answer: Responder, code: str, permanent: bool, token_invalid: bool) -> None:
     fake = FakeProvider(TOKEN, answer)
     (result,) = backend(fake).send_messages([MESSAGE])
     assert not result.ok

@@ -27,6 +27,20 @@ def backend(fake: FakeProvider, **options: object) -> JPushBackend:
     )
 
 
+def test_authorization_matches_the_published_example() -> None:
+    # The example of JPush's REST API documentation ("调用验证"): Basic base64(appKey:masterSecret).
+    fake = FakeProvider(SENT)
+    JPushBackend(
+        "jp",
+        app_key="7d431e42dfa6a6d693ac2d04",
+        master_secret="5e987ac6d2e04d95a9d8f0d1",
+        transport=fake.transport,
+    ).send_messages([ANDROID])
+    assert fake.last.headers["Authorization"] == (
+        "Basic N2Q0MzFlNDJkZmE2YTZkNjkzYWMyZDA0OjVlOTg3YWM2ZDJlMDRkOTVhOWQ4ZjBkMQ=="
+    )
+
+
 def test_android_request_with_vendor_channels() -> None:
     fake = FakeProvider(SENT)
     (result,) = backend(fake, vendor_channels=VENDORS, time_to_live=3600).send_messages([ANDROID])

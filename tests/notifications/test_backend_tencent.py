@@ -7,11 +7,11 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from freezegun import freeze_time
 
-from notifications.backends.tencent import TencentSMSBackend
+from notifications.backends.tencent import TencentSMSBackend, tc3_authorization
 from notifications.exceptions import BackendError, MissingExtra
 from notifications.messages import SMSMessage
 
-from .providers import FakeProvider, reply
+from .providers import FakeProvider, Responder, reply
 
 NOW = 1740816000  # 2025-03-01T08:00:00Z
 
@@ -28,7 +28,7 @@ def status(number: str, code: str = "Ok", serial: str = "") -> dict[str, object]
     }
 
 
-def answer(*statuses: dict[str, object]) -> object:
+def answer(*statuses: dict[str, object]) -> Responder:
     return reply(200, {"Response": {"SendStatusSet": list(statuses), "RequestId": "r"}})
 
 
@@ -73,6 +73,30 @@ def independent_authorization(payload: bytes) -> str:
     return (
         "TC3-HMAC-SHA256 Credential=AKIDtest/2025-03-01/sms/tc3_request, "
         f"SignedHeaders=content-type;host;x-tc-action, Signature={signature}"
+    )
+
+
+def test_signature_matches_the_published_example() -> None:
+    # The worked example of Tencent Cloud's "Signature v3" documentation (CVM
+    # DescribeInstances): its payload hashes to 35e9c5b0…, its canonical request to 5ffe6a04….
+    payload = (
+        b'{"Limit": 1, "Filters": [{"Values": ["\\u672a\\u547d\\u540d"], "Name": "instance-name"}]}'
+    )
+    authorization = tc3_authorization(
+        "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
+        "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
+        signed_headers={
+            "content-type": "application/json; charset=utf-8",
+            "host": "cvm.tencentcloudapi.com",
+        },
+        payload=payload,
+        timestamp=1551113065,
+        service="cvm",
+    )
+    assert authorization == (
+        "TC3-HMAC-SHA256 Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2019-02-25/cvm/"
+        "tc3_request, SignedHeaders=content-type;host, "
+        "Signature=72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168"
     )
 
 

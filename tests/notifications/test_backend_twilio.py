@@ -1,4 +1,6 @@
 import base64
+import hashlib
+import hmac
 import re
 import sys
 
@@ -6,7 +8,11 @@ import httpx
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from notifications.backends.twilio import TwilioSMSBackend
+from notifications.backends.twilio import (
+    TwilioSMSBackend,
+    twilio_signature,
+    verify_twilio_signature,
+)
 from notifications.exceptions import BackendError, MissingExtra
 from notifications.messages import SMSMessage
 
@@ -19,6 +25,62 @@ CREATED = reply(201, {"sid": "SM1", "status": "queued"})
 def backend(fake: FakeProvider, **options: object) -> TwilioSMSBackend:
     options = {"account_sid": SID, "auth_token": "tok", "from_number": "+15005550006", **options}
     return TwilioSMSBackend("tw", transport=fake.transport, **options)
+
+
+#: The request of twilio-python's RequestValidator tests (tests/unit/test_request_validator.py).
+SDK_TOKEN = "12345"
+SDK_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
+SDK_PARAMS = [
+    ("CallSid", "CA1234567890ABCDE"),
+    ("Digits", "1234"),
+    ("From", "+14158675309"),
+    ("To", "+18005551212"),
+    ("Caller", "+14158675309"),
+]
+
+
+def test_signature_matches_the_sdk() -> None:
+    assert twilio_signature(SDK_TOKEN, SDK_URL, SDK_PARAMS) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+
+
+def test_a_repeated_parameter_is_signed_as_the_sdk_signs_it() -> None:
+    # Sorted by name, then value; the SDK's vector for Digits=5678&Digits=1234.
+    params = [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234")]
+    assert twilio_signature(SDK_TOKEN, SDK_URL, params) == "IK+Dwps556ElfBT0I3Rgjkr1wJU="
+    # An identical pair sent twice counts twice, as the SDK's getlist() gives it twice.
+    twice = [("Digits", "1234"), ("Digits", "1234")]
+    assert twilio_signature("t", "https://x/", twice) == _sha1_b64(
+        "t", "https://x/Digits1234Digits1234"
+    )
+
+
+def _sha1_b64(key: str, text: str) -> str:
+    return base64.b64encode(hmac.new(key.encode(), text.encode(), hashlib.sha1).digest()).decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "signature"),
+    [
+        (SDK_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+        (SDK_URL, "kvajT1Ptam85bY51eRf/AJRuM3w="),  # Twilio signed it with :443
+        (SDK_URL.replace(".com", ".com:1234"), "RSOYDt4T1cUTdK1PDd93/VVr8B8="),  # without port
+        (SDK_URL.replace("https", "http"), "0ZXoZLH/DfblKGATFgpif+LLRf4="),  # with :80
+        (
+            SDK_URL.replace(".com", ".com:1234").replace("https", "http"),
+            "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=",  # with the port it names
+        ),
+    ],
+)
+def test_verification_accepts_what_the_sdk_accepts(url: str, signature: str) -> None:
+    assert verify_twilio_signature(SDK_TOKEN, url, SDK_PARAMS, signature)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [SDK_URL.replace("https", "http"), "https://mycompany.com:8443/myapp.php?foo=1&bar=2"],
+)
+def test_verification_refuses_another_url(url: str) -> None:
+    assert not verify_twilio_signature(SDK_TOKEN, url, SDK_PARAMS, "kvajT1Ptam85bY51eRf/AJRuM3w=")
 
 
 def test_request() -> None:

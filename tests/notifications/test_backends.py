@@ -1,4 +1,5 @@
 import io
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
@@ -22,16 +23,16 @@ SMS = SMSMessage(to=PHONE, body="hello")
 PUSH = PushMessage(token="abcdef0123456789", title="Hi", body="there", platform="ios")
 
 
-def backends(**aliases):
+def backends(**aliases: Mapping[str, object]) -> override_settings:
     return override_settings(NOTIFICATIONS={"BACKENDS": aliases})
 
 
-def test_get_backend_unknown_alias():
+def test_get_backend_unknown_alias() -> None:
     with pytest.raises(ImproperlyConfigured, match="has no alias 'fax'"):
         get_backend("fax")
 
 
-def test_get_backend_bad_dotted_path_names_the_key():
+def test_get_backend_bad_dotted_path_names_the_key() -> None:
     with (
         backends(sms={"BACKEND": "notifications.backends.nope.SMSBackend"}),
         pytest.raises(ImproperlyConfigured, match=r"\['BACKENDS'\]\['sms'\]\['BACKEND'\]"),
@@ -39,7 +40,7 @@ def test_get_backend_bad_dotted_path_names_the_key():
         get_backend("sms")
 
 
-def test_get_backend_refuses_a_class_that_is_not_a_backend():
+def test_get_backend_refuses_a_class_that_is_not_a_backend() -> None:
     with (
         backends(sms={"BACKEND": "notifications.messages.SMSMessage"}),
         pytest.raises(ImproperlyConfigured, match="not a BaseBackend subclass"),
@@ -47,13 +48,13 @@ def test_get_backend_refuses_a_class_that_is_not_a_backend():
         get_backend("sms")
 
 
-def test_unknown_options_are_refused():
+def test_unknown_options_are_refused() -> None:
     config = {"BACKEND": "notifications.backends.locmem.SMSBackend", "OPTIONS": {"KEY": "x"}}
     with backends(sms=config), pytest.raises(ImproperlyConfigured, match="unknown keys"):
         get_backend("sms")
 
 
-def test_get_backend_passes_alias_and_options():
+def test_get_backend_passes_alias_and_options() -> None:
     stream = io.StringIO()
     config = {"BACKEND": "notifications.backends.console.SMSBackend", "OPTIONS": {"stream": stream}}
     with backends(texts=config):
@@ -62,7 +63,7 @@ def test_get_backend_passes_alias_and_options():
     assert backend.options == {"stream": stream}
 
 
-def test_channel_backends_refuses_an_alias_of_the_other_channel():
+def test_channel_backends_refuses_an_alias_of_the_other_channel() -> None:
     with (
         override_settings(NOTIFICATIONS={"CHANNELS": {"sms": "push"}}),
         pytest.raises(ImproperlyConfigured, match="sends 'push' messages"),
@@ -70,7 +71,7 @@ def test_channel_backends_refuses_an_alias_of_the_other_channel():
         channel_backends("sms")
 
 
-def test_channel_backends_unconfigured_channel():
+def test_channel_backends_unconfigured_channel() -> None:
     with (
         override_settings(NOTIFICATIONS={"CHANNELS": {"sms": "sms"}}),
         pytest.raises(ImproperlyConfigured, match="no entry for channel 'push'"),
@@ -87,7 +88,9 @@ def test_channel_backends_unconfigured_channel():
         ({"fcm": "fcm", "huawei": "push"}, {"fcm": "fcm", "huawei": "push"}),
     ],
 )
-def test_channel_backends_by_device_provider(push, expected):
+def test_channel_backends_by_device_provider(
+    push: str | dict[str, str], expected: dict[str, str]
+) -> None:
     channels = {"sms": "sms", "push": push}
     with override_settings(NOTIFICATIONS={"BACKENDS": PROVIDER_BACKENDS, "CHANNELS": channels}):
         assert {p: b.alias for p, b in channel_backends("push").items()} == expected
@@ -102,7 +105,9 @@ def test_channel_backends_by_device_provider(push, expected):
         ({"fcm": "nope"}, "has no alias 'nope'"),
     ],
 )
-def test_channel_backends_refuses_a_wrong_alias_per_provider(push, message):
+def test_channel_backends_refuses_a_wrong_alias_per_provider(
+    push: str | dict[str, str], message: str
+) -> None:
     channels = {"sms": "sms", "push": push}
     with (
         override_settings(NOTIFICATIONS={"BACKENDS": PROVIDER_BACKENDS, "CHANNELS": channels}),
@@ -111,14 +116,14 @@ def test_channel_backends_refuses_a_wrong_alias_per_provider(push, message):
         channel_backends("push")
 
 
-def test_locmem_keeps_messages_and_returns_ids():
+def test_locmem_keeps_messages_and_returns_ids() -> None:
     results = locmem.SMSBackend("sms").send_messages([SMS, SMS])
     assert locmem.outbox == [SMS, SMS]
     assert all(r.ok and r.provider_message_id.startswith("locmem-") for r in results)
     assert results[0].provider_message_id != results[1].provider_message_id
 
 
-def test_locmem_next_results_make_sends_fail_in_order():
+def test_locmem_next_results_make_sends_fail_in_order() -> None:
     locmem.next_results += [SendResult.retry("timeout"), RuntimeError("down")]
     backend = locmem.PushBackend("push")
     assert backend.send_messages([PUSH]) == [SendResult.retry("timeout")]
@@ -128,7 +133,7 @@ def test_locmem_next_results_make_sends_fail_in_order():
     assert locmem.outbox == [PUSH]
 
 
-def test_console_writes_masked_recipients():
+def test_console_writes_masked_recipients() -> None:
     stream = io.StringIO()
     with console.SMSBackend("sms", stream=stream) as backend:
         [result] = backend.send_messages([SMS])
@@ -140,7 +145,7 @@ def test_console_writes_masked_recipients():
     assert "13812345678" not in output
 
 
-def test_console_push_truncates_the_token():
+def test_console_push_truncates_the_token() -> None:
     stream = io.StringIO()
     console.PushBackend("push", stream=stream).send_messages([PUSH])
     output = stream.getvalue()
@@ -149,14 +154,14 @@ def test_console_push_truncates_the_token():
     assert "ios: Hi" in output
 
 
-def test_dummy_accepts_and_discards():
+def test_dummy_accepts_and_discards() -> None:
     results = dummy.SMSBackend("sms").send_messages([SMS] * 3)
     assert [r.ok for r in results] == [True] * 3
     assert locmem.outbox == []
 
 
 @pytest.mark.django_db
-def test_database_backend_stores_messages():
+def test_database_backend_stores_messages() -> None:
     results = database.PushBackend("phone").send_messages([replace(PUSH, url="https://x.test/c")])
     database.SMSBackend("phone").send_messages([SMS])
     push, sms = OutboxMessage.objects.order_by("pk")

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 AT = dt.datetime(2027, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
-def test_named_fields_of_every_row_are_saved_in_one_statement():
+def test_named_fields_of_every_row_are_saved_in_one_statement() -> None:
     deliveries = [make_delivery(key=f"k{i}:sms") for i in range(3)]
     for i, delivery in enumerate(deliveries):
         delivery.status = "sent"
@@ -36,7 +36,7 @@ def test_named_fields_of_every_row_are_saved_in_one_statement():
     ]
 
 
-def test_null_values_and_an_empty_list_are_fine():
+def test_null_values_and_an_empty_list_are_fine() -> None:
     delivery = make_delivery(sent_at=AT)
     delivery.sent_at = None
     update_rows([delivery], ["sent_at"])
@@ -44,13 +44,13 @@ def test_null_values_and_an_empty_list_are_fine():
     assert Delivery.objects.get().sent_at is None
 
 
-def test_a_name_that_is_not_a_column_is_refused():
+def test_a_name_that_is_not_a_column_is_refused() -> None:
     delivery = make_delivery()
     with pytest.raises(ValueError, match="not a column"):
         update_rows([delivery], ["outbox_messages"])
 
 
-def test_inserted_rows_get_their_keys_and_a_duplicate_key_fails_the_insert():
+def test_inserted_rows_get_their_keys_and_a_duplicate_key_fails_the_insert() -> None:
     rows = [make_delivery(key=f"k{i}:sms", save=False) for i in range(2)]
     insert_rows(rows)
     assert [row.pk for row in rows] == list(
@@ -63,7 +63,7 @@ def test_inserted_rows_get_their_keys_and_a_duplicate_key_fails_the_insert():
     assert Delivery.objects.count() == 2
 
 
-def test_choices_members_are_stored_by_value_and_other_fields_are_prepared():
+def test_choices_members_are_stored_by_value_and_other_fields_are_prepared() -> None:
     # A TextChoices member goes in as its value ("sent"), never its name ("SENT"); a field
     # psycopg cannot take as is (JSON) still goes through the field's own preparation.
     from renewals.models import RenewalNotice

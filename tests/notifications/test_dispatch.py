@@ -1,11 +1,13 @@
 import datetime as dt
 import logging
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 from freezegun import freeze_time
+from pytest_django import DjangoAssertNumQueries
 
 from notifications import dispatch
 from notifications.backends import locmem
@@ -14,9 +16,18 @@ from notifications.exceptions import BackendError, MessageError
 from notifications.messages import PushMessage, SendResult, SMSMessage
 from notifications.models import Delivery, Device
 from notifications.signals import delivery_updated
+from notifications.types import User
 
 from ..concurrency import run_concurrently
-from .helpers import CONTEXT, PHONE, PROVIDER_BACKENDS, configure, no_receivers, phone_recipient
+from .helpers import (
+    CONTEXT,
+    PHONE,
+    PROVIDER_BACKENDS,
+    configure,
+    no_receivers,
+    phone_recipient,
+    push_tokens,
+)
 from .providers import FakeProvider, reply
 
 pytestmark = pytest.mark.django_db
@@ -24,22 +35,22 @@ HELLO = Notification("tests.greeting", CONTEXT)
 
 
 @pytest.fixture
-def user():
+def user() -> User:
     user = get_user_model().objects.create(username="ann")
-    user.phone_number = PHONE
-    user.time_zone = "Asia/Shanghai"
+    # Read by the default resolver; auth.User declares neither.
+    vars(user).update(phone_number=PHONE, time_zone="Asia/Shanghai")
     return user
 
 
 @pytest.fixture
-def devices(user):
+def devices(user: User) -> list[Device]:
     return [
         Device.objects.create(user=user, platform="ios", provider="apns", token=f"token-{i}")
         for i in range(2)
     ]
 
 
-def test_all_sends_sms_and_one_push_per_device(user, devices):
+def test_all_sends_sms_and_one_push_per_device(user: User, devices: list[Device]) -> None:
     result = send(user, HELLO, channels=("sms", "push"), idempotency_key="k", reference="r:1")
     assert result.accepted
     assert [d.idempotency_key for d in result.deliveries] == [
@@ -56,13 +67,17 @@ def test_all_sends_sms_and_one_push_per_device(user, devices):
     assert locmem.outbox[0] == SMSMessage(
         to=PHONE,
         body="Hello Ann, code 42",
-        metadata={"delivery_id": sms.pk, "template_key": "tests.greeting"},
+        metadata={
+            "delivery_id": sms.pk,
+            "idempotency_key": "k:sms",
+            "template_key": "tests.greeting",
+        },
     )
     assert isinstance(locmem.outbox[1], PushMessage)
     assert locmem.outbox[1].token == "token-0"
 
 
-def test_same_key_sends_nothing_twice(user):
+def test_same_key_sends_nothing_twice(user: User) -> None:
     first = send(user, HELLO, channels=("sms",), idempotency_key="k")
     second = send(user, HELLO, channels=("sms",), idempotency_key="k")
     assert len(locmem.outbox) == 1
@@ -70,7 +85,9 @@ def test_same_key_sends_nothing_twice(user):
     assert second.accepted
 
 
-def test_a_call_cut_short_between_channels_is_finished_by_the_next(user, devices):
+def test_a_call_cut_short_between_channels_is_finished_by_the_next(
+    user: User, devices: list[Device]
+) -> None:
     # The first call recorded push, then stopped (here: it only had push to do).
     send(user, HELLO, channels=("push",), idempotency_key="k")
     assert len(locmem.outbox) == 2
@@ -80,7 +97,9 @@ def test_a_call_cut_short_between_channels_is_finished_by_the_next(user, devices
     assert {d.channel for d in result.deliveries} == {"push", "sms"}
 
 
-def test_first_success_goes_on_to_sms_after_push_failed_in_an_earlier_call(user, devices):
+def test_first_success_goes_on_to_sms_after_push_failed_in_an_earlier_call(
+    user: User, devices: list[Device]
+) -> None:
     locmem.next_results += [SendResult.permanent_failure("bad")] * 2
     send(user, HELLO, channels=("push",), strategy="first_success", idempotency_key="k")
     result = send(
@@ -90,7 +109,9 @@ def test_first_success_goes_on_to_sms_after_push_failed_in_an_earlier_call(user,
     assert isinstance(locmem.outbox[-1], SMSMessage)
 
 
-def test_first_success_stops_at_the_first_accepted_channel(user, devices):
+def test_first_success_stops_at_the_first_accepted_channel(
+    user: User, devices: list[Device]
+) -> None:
     result = send(
         user, HELLO, channels=("push", "sms"), strategy="first_success", idempotency_key="k"
     )
@@ -98,7 +119,7 @@ def test_first_success_stops_at_the_first_accepted_channel(user, devices):
     assert all(isinstance(m, PushMessage) for m in locmem.outbox)
 
 
-def test_first_success_falls_back_when_push_fails(user, devices):
+def test_first_success_falls_back_when_push_fails(user: User, devices: list[Device]) -> None:
     locmem.next_results += [SendResult.permanent_failure("bad", token_invalid=True)] * 2
     result = send(
         user, HELLO, channels=("push", "sms"), strategy="first_success", idempotency_key="k"
@@ -115,7 +136,7 @@ def test_first_success_falls_back_when_push_fails(user, devices):
     assert len(locmem.outbox) == 1
 
 
-def test_first_success_skips_a_channel_that_cannot_reach(user):
+def test_first_success_skips_a_channel_that_cannot_reach(user: User) -> None:
     result = send(
         user, HELLO, channels=("push", "sms"), strategy="first_success", idempotency_key="k"
     )
@@ -123,7 +144,7 @@ def test_first_success_skips_a_channel_that_cannot_reach(user):
     assert [d.channel for d in result.deliveries] == ["sms"]
 
 
-def test_retryable_failure_stays_queued_and_the_same_key_retries(user):
+def test_retryable_failure_stays_queued_and_the_same_key_retries(user: User) -> None:
     locmem.next_results.append(SendResult.retry("timeout", "provider slow"))
     first = send(user, HELLO, channels=("sms",), idempotency_key="k")
     [delivery] = first.deliveries
@@ -137,7 +158,9 @@ def test_retryable_failure_stays_queued_and_the_same_key_retries(user):
     assert len(locmem.outbox) == 1
 
 
-def test_first_sms_takes_two_lookups_an_insert_and_an_update(django_assert_num_queries):
+def test_first_sms_takes_two_lookups_an_insert_and_an_update(
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
     # With no delivery_updated receiver (renewals connects one; each adds a savepoint).
     with no_receivers(), django_assert_num_queries(6) as captured:
         [delivery] = send(
@@ -151,10 +174,14 @@ def test_first_sms_takes_two_lookups_an_insert_and_an_update(django_assert_num_q
     assert delivery.sent_at is not None
 
 
-def test_receivers_hear_each_change_and_a_failing_one_cannot_undo_it(caplog):
+def test_receivers_hear_each_change_and_a_failing_one_cannot_undo_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     received = []
 
-    def receiver(sender, delivery, old_status, new_status, **kwargs):
+    def receiver(
+        sender: object, delivery: Delivery, old_status: str, new_status: str, **kwargs: object
+    ) -> None:
         received.append((old_status, new_status))
         Delivery.objects.filter(pk=delivery.pk).update(reference="touched by the receiver")
         raise RuntimeError("receiver bug")
@@ -178,12 +205,12 @@ def test_receivers_hear_each_change_and_a_failing_one_cannot_undo_it(caplog):
 
 @pytest.mark.parametrize(("earlier_results", "attempts"), [([], 1), ([SendResult.retry("t")], 2)])
 def test_a_delivery_inserted_after_the_lookup_is_not_sent_twice(
-    monkeypatch, earlier_results, attempts
-):
+    monkeypatch: pytest.MonkeyPatch, earlier_results: list[SendResult], attempts: int
+) -> None:
     # As if a concurrent call inserted the delivery between this call's lookup and insert.
     recent_firsts = dispatch._recent_firsts
 
-    def concurrent_call(*args):
+    def concurrent_call(*args: Any) -> dict[str, list[dt.datetime]]:
         monkeypatch.setattr(dispatch, "_recent_firsts", recent_firsts)
         locmem.next_results.extend(earlier_results)
         send(phone_recipient(), HELLO, channels=("sms",), idempotency_key="k")
@@ -196,13 +223,13 @@ def test_a_delivery_inserted_after_the_lookup_is_not_sent_twice(
     assert (delivery.status, delivery.attempts) == ("sent", attempts)
 
 
-def test_backend_error_is_retryable(user):
+def test_backend_error_is_retryable(user: User) -> None:
     locmem.next_results.append(BackendError("network down"))
     [delivery] = send(user, HELLO, channels=("sms",), idempotency_key="k").deliveries
     assert (delivery.status, delivery.error_code) == ("queued", "backend_error")
 
 
-def test_invalid_message_stores_nothing(user):
+def test_invalid_message_stores_nothing(user: User) -> None:
     with pytest.raises(MessageError, match="code"):
         send(
             user,
@@ -223,7 +250,7 @@ def test_invalid_message_stores_nothing(user):
     assert not Delivery.objects.exists()
 
 
-def test_bad_arguments():
+def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="channels"):
         send(phone_recipient(), HELLO, channels=("fax",), idempotency_key="k")
     with pytest.raises(ValueError, match="strategy"):
@@ -244,7 +271,7 @@ def test_bad_arguments():
         ("2025-03-02 00:00:00", None),  # 08:00
     ],
 )
-def test_quiet_hours_in_the_recipients_zone(utc_now, deferred_until):
+def test_quiet_hours_in_the_recipients_zone(utc_now: str, deferred_until: str | None) -> None:
     with freeze_time(utc_now):
         result = send(phone_recipient(), HELLO, channels=("sms",), idempotency_key="k")
     if deferred_until is None:
@@ -259,14 +286,14 @@ def test_quiet_hours_in_the_recipients_zone(utc_now, deferred_until):
 
 
 @configure(QUIET_HOURS=(1, 6))
-def test_quiet_hours_that_do_not_cross_midnight():
+def test_quiet_hours_that_do_not_cross_midnight() -> None:
     with freeze_time("2025-03-01 02:00:00"):
         result = send(phone_recipient(zone="UTC"), HELLO, channels=("sms",), idempotency_key="k")
     assert result.deferred_until == dt.datetime(2025, 3, 1, 6, tzinfo=dt.UTC)
 
 
 @configure(RATE_LIMIT=(2, 3600))
-def test_rate_limit_counts_notifications_per_recipient(user, devices):
+def test_rate_limit_counts_notifications_per_recipient(user: User, devices: list[Device]) -> None:
     with freeze_time("2025-03-01 02:00:00"):
         assert send(user, HELLO, channels=("sms", "push"), idempotency_key="a").accepted
     with freeze_time("2025-03-01 02:30:00"):
@@ -283,7 +310,9 @@ def test_rate_limit_counts_notifications_per_recipient(user, devices):
     assert len(locmem.outbox) == 2 * 3 + 1 + 1
 
 
-def test_logs_never_show_a_full_phone_number_or_token(user, devices, caplog):
+def test_logs_never_show_a_full_phone_number_or_token(
+    user: User, devices: list[Device], caplog: pytest.LogCaptureFixture
+) -> None:
     locmem.next_results.append(SendResult.retry("timeout"))
     with caplog.at_level(logging.DEBUG):
         send(user, HELLO, channels=("sms", "push"), idempotency_key="k")
@@ -295,7 +324,7 @@ def test_logs_never_show_a_full_phone_number_or_token(user, devices, caplog):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_calls_with_one_key_send_once(user):
+def test_concurrent_calls_with_one_key_send_once(user: User) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: SQLite serializes writers, so no race can happen")
     results = run_concurrently(
@@ -307,7 +336,7 @@ def test_concurrent_calls_with_one_key_send_once(user):
 
 
 @pytest.fixture
-def provider_devices(user):
+def provider_devices(user: User) -> dict[str, Device]:
     return {
         provider: Device.objects.create(
             user=user, platform=platform, provider=provider, token=f"{provider}-token"
@@ -316,24 +345,30 @@ def provider_devices(user):
     }
 
 
-def test_push_goes_through_the_alias_of_each_devices_provider(user, provider_devices):
+def test_push_goes_through_the_alias_of_each_devices_provider(
+    user: User, provider_devices: dict[str, Device]
+) -> None:
     jpush = provider_devices["jpush"]
     with configure(
         BACKENDS=PROVIDER_BACKENDS, CHANNELS={"sms": "sms", "push": {"fcm": "fcm", "apns": "apns"}}
     ):
         result = send(user, HELLO, channels=("push",), idempotency_key="k")
-    assert {d.device.provider: d.backend_alias for d in result.deliveries} == {
+    assert {
+        d.device.provider if d.device else None: d.backend_alias for d in result.deliveries
+    } == {
         "fcm": "fcm",
         "apns": "apns",
     }
     assert {d.status for d in result.deliveries} == {"sent"}
-    assert [m.token for m in locmem.outbox] == ["fcm-token", "apns-token"]
+    assert push_tokens() == ["fcm-token", "apns-token"]
     assert result.skipped == {f"push:{jpush.pk}": "no push alias for provider 'jpush'"}
     assert not Delivery.objects.filter(device=jpush).exists()
     assert Device.objects.filter(active=True).count() == 3
 
 
-def test_push_is_skipped_when_no_alias_serves_any_device(user, provider_devices):
+def test_push_is_skipped_when_no_alias_serves_any_device(
+    user: User, provider_devices: dict[str, Device]
+) -> None:
     with configure(BACKENDS=PROVIDER_BACKENDS, CHANNELS={"sms": "sms", "push": {"fcm": "fcm"}}):
         Device.objects.exclude(provider="jpush").update(active=False)
         result = send(user, HELLO, channels=("push",), idempotency_key="k")
@@ -344,7 +379,9 @@ def test_push_is_skipped_when_no_alias_serves_any_device(user, provider_devices)
 @pytest.mark.parametrize(
     ("alias", "providers"), [("fcm", {"fcm"}), ("push", {"fcm", "apns", "jpush"})]
 )
-def test_one_push_alias_sends_to_its_providers_devices(user, provider_devices, alias, providers):
+def test_one_push_alias_sends_to_its_providers_devices(
+    user: User, provider_devices: dict[str, Device], alias: str, providers: set[str]
+) -> None:
     with configure(BACKENDS=PROVIDER_BACKENDS, CHANNELS={"sms": "sms", "push": alias}):
         result = send(user, HELLO, channels=("push", "sms"), idempotency_key="k")
     assert {d.device.provider for d in result.deliveries if d.device} == providers
@@ -353,7 +390,9 @@ def test_one_push_alias_sends_to_its_providers_devices(user, provider_devices, a
     assert Device.objects.filter(active=True).count() == 3
 
 
-def test_an_unexpected_exception_still_records_accepted_messages(user, devices, caplog):
+def test_an_unexpected_exception_still_records_accepted_messages(
+    user: User, devices: list[Device], caplog: pytest.LogCaptureFixture
+) -> None:
     locmem.next_results += [SendResult.sent("accepted"), ValueError("no id for +8613812345678")]
     with caplog.at_level(logging.ERROR):
         result = send(user, HELLO, channels=("push",), idempotency_key="k")
@@ -374,10 +413,10 @@ def test_an_unexpected_exception_still_records_accepted_messages(user, devices, 
     # The retry sends only the message the provider did not accept.
     again = send(user, HELLO, channels=("push",), idempotency_key="k")
     assert [d.status for d in again.deliveries] == ["sent", "sent"]
-    assert [m.token for m in locmem.outbox] == [devices[1].token]
+    assert push_tokens() == [devices[1].token]
 
 
-def test_send_refuses_to_run_inside_a_transaction(user):
+def test_send_refuses_to_run_inside_a_transaction(user: User) -> None:
     with pytest.raises(TransactionManagementError, match="on_commit"), transaction.atomic():
         send(user, HELLO, channels=("sms",), idempotency_key="k")
     assert locmem.outbox == []
@@ -391,8 +430,8 @@ TWILIO_INVALID_TO = "The 'To' number +14155550100 is not a valid phone number."
     ("status", "code", "status_after"), [(400, "21211", "failed"), (401, "backend_error", "queued")]
 )
 def test_provider_error_texts_are_stored_and_logged_without_the_number(
-    caplog, status, code, status_after
-):
+    caplog: pytest.LogCaptureFixture, status: int, code: str, status_after: str
+) -> None:
     fake = FakeProvider(
         reply(status, {"code": 21211, "message": TWILIO_INVALID_TO, "status": status})
     )

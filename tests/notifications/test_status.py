@@ -1,8 +1,11 @@
 import datetime as dt
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import pytest
 from django.utils import timezone
 from freezegun import freeze_time
+from pytest_django import DjangoAssertNumQueries
 
 from notifications.backends import locmem
 from notifications.messages import Receipt
@@ -17,7 +20,9 @@ pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
 
 
-def make_delivery(key="k:sms", alias="sms", *, save=True, **fields):
+def make_delivery(
+    key: str = "k:sms", alias: str = "sms", *, save: bool = True, **fields: Any
+) -> Delivery:
     values = {
         "channel": "sms",
         "backend_alias": alias,
@@ -37,10 +42,12 @@ def make_delivery(key="k:sms", alias="sms", *, save=True, **fields):
 
 
 @pytest.fixture
-def signals():
-    received = []
+def signals() -> Iterator[list[tuple[int, str, str]]]:
+    received: list[tuple[int, str, str]] = []
 
-    def receiver(sender, delivery, old_status, new_status, **kwargs):
+    def receiver(
+        sender: object, delivery: Delivery, old_status: str, new_status: str, **kwargs: object
+    ) -> None:
         received.append((delivery.pk, old_status, new_status))
 
     delivery_updated.connect(receiver)
@@ -48,7 +55,7 @@ def signals():
     delivery_updated.disconnect(receiver)
 
 
-def test_record_status_sets_time_and_signals(signals):
+def test_record_status_sets_time_and_signals(signals: list[tuple[int, str, str]]) -> None:
     delivery = make_delivery()
     assert record_status(delivery, "sent", at=NOW)
     assert record_status(delivery, "undelivered", error_code="E1", error_message="off")
@@ -58,7 +65,9 @@ def test_record_status_sets_time_and_signals(signals):
     assert signals == [(delivery.pk, "queued", "sent"), (delivery.pk, "sent", "undelivered")]
 
 
-def test_record_status_locked_saves_other_fields_in_one_update(django_assert_num_queries):
+def test_record_status_locked_saves_other_fields_in_one_update(
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
     delivery = make_delivery()
     delivery.attempts = 1
     with no_receivers(), django_assert_num_queries(1):
@@ -69,7 +78,9 @@ def test_record_status_locked_saves_other_fields_in_one_update(django_assert_num
     assert (delivery.status, delivery.sent_at, delivery.attempts) == ("delivered", NOW, 1)
 
 
-def test_receivers_run_in_a_savepoint_of_their_own(django_assert_num_queries, signals):
+def test_receivers_run_in_a_savepoint_of_their_own(
+    django_assert_num_queries: DjangoAssertNumQueries, signals: list[tuple[int, str, str]]
+) -> None:
     delivery = make_delivery()
     with django_assert_num_queries(3):  # the update, and SAVEPOINT/RELEASE around receivers
         assert record_status(delivery, "sent", locked=True)
@@ -80,7 +91,9 @@ def test_receivers_run_in_a_savepoint_of_their_own(django_assert_num_queries, si
 @pytest.mark.parametrize(
     "later", ["queued", "sent", "delivered", "failed", "undelivered", "expired"]
 )
-def test_final_status_never_moves(final, later, signals):
+def test_final_status_never_moves(
+    final: str, later: str, signals: list[tuple[int, str, str]]
+) -> None:
     delivery = make_delivery()
     record_status(delivery, final)
     assert delivery.is_final
@@ -91,7 +104,7 @@ def test_final_status_never_moves(final, later, signals):
 
 
 @pytest.mark.parametrize("later", ["queued", "sent", "expired"])
-def test_expired_never_moves_back(later):
+def test_expired_never_moves_back(later: str) -> None:
     delivery = make_delivery()
     record_status(delivery, "sent")
     record_status(delivery, "expired", error_code="receipt_timeout")
@@ -102,7 +115,9 @@ def test_expired_never_moves_back(later):
 
 
 @pytest.mark.parametrize("final", ["delivered", "failed", "undelivered"])
-def test_a_late_receipt_moves_an_expired_delivery_to_its_final_status(final, signals):
+def test_a_late_receipt_moves_an_expired_delivery_to_its_final_status(
+    final: Literal["delivered", "failed", "undelivered"], signals: list[tuple[int, str, str]]
+) -> None:
     delivery = make_delivery()
     record_status(delivery, "sent", at=NOW)
     record_status(delivery, "expired", error_code="receipt_timeout")
@@ -116,7 +131,7 @@ def test_a_late_receipt_moves_an_expired_delivery_to_its_final_status(final, sig
     assert signals[-1] == (delivery.pk, "expired", final)
 
 
-def test_sent_does_not_repeat_and_stale_instances_are_corrected():
+def test_sent_does_not_repeat_and_stale_instances_are_corrected() -> None:
     delivery = make_delivery()
     record_status(delivery, "sent")
     assert not record_status(delivery, "sent")
@@ -126,7 +141,7 @@ def test_sent_does_not_repeat_and_stale_instances_are_corrected():
     assert stale.status == "delivered"
 
 
-def test_apply_receipt_out_of_order_and_duplicates(signals):
+def test_apply_receipt_out_of_order_and_duplicates(signals: list[tuple[int, str, str]]) -> None:
     delivery = make_delivery()
     receipt = Receipt(provider_message_id="id-k:sms", status="delivered", at=NOW)
     assert apply_receipt(backend_alias="sms", receipt=receipt) == delivery
@@ -137,14 +152,14 @@ def test_apply_receipt_out_of_order_and_duplicates(signals):
     assert len(signals) == 1
 
 
-def test_record_status_masks_phone_numbers_in_the_error():
+def test_record_status_masks_phone_numbers_in_the_error() -> None:
     delivery = make_delivery()
     record_status(delivery, "undelivered", error_code="E1", error_message="13800138000 is off")
     delivery.refresh_from_db()
     assert delivery.error_message == "138****8000 is off"
 
 
-def test_apply_receipt_matches_the_alias_and_stores_unknown_ids():
+def test_apply_receipt_matches_the_alias_and_stores_unknown_ids() -> None:
     make_delivery(alias="other")
     receipt = Receipt(
         "id-k:sms", "undelivered", at=NOW, error_code="E1", error_message="+8613812345678 off"
@@ -163,7 +178,9 @@ def test_apply_receipt_matches_the_alias_and_stores_unknown_ids():
     assert Delivery.objects.get().status == "queued"
 
 
-def test_sweep_applies_a_receipt_that_came_before_its_delivery(signals):
+def test_sweep_applies_a_receipt_that_came_before_its_delivery(
+    signals: list[tuple[int, str, str]],
+) -> None:
     delivered_at = NOW + dt.timedelta(seconds=3)
     with freeze_time(NOW):
         apply_receipt(backend_alias="sms", receipt=Receipt("id-k:sms", "sent"))
@@ -189,7 +206,9 @@ def test_sweep_applies_a_receipt_that_came_before_its_delivery(signals):
     ]
 
 
-def test_sweep_drops_receipts_whose_delivery_never_appears(caplog):
+def test_sweep_drops_receipts_whose_delivery_never_appears(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with freeze_time(NOW):
         apply_receipt(backend_alias="sms", receipt=Receipt("id-old", "delivered"))
     with freeze_time(NOW + dt.timedelta(days=6)):
@@ -209,7 +228,7 @@ def test_sweep_drops_receipts_whose_delivery_never_appears(caplog):
         "push": {"BACKEND": "notifications.backends.locmem.PushBackend"},
     },
 )
-def test_expire_stale_only_for_backends_with_receipts():
+def test_expire_stale_only_for_backends_with_receipts() -> None:
     old = make_delivery("a:sms")
     fresh = make_delivery("b:sms")
     push = make_delivery("c:push", alias="push", channel="push")

@@ -27,28 +27,28 @@ from .helpers import CONTEXT, GREETING
         ("", 1),
     ],
 )
-def test_sms_segments(text, segments):
+def test_sms_segments(text: str, segments: int) -> None:
     assert sms_segments(text) == segments
 
 
-def test_one_non_gsm_character_switches_to_ucs2():
+def test_one_non_gsm_character_switches_to_ucs2() -> None:
     assert sms_segments("a" * 70 + "ä") == 1  # ä is GSM-7
     assert sms_segments("a" * 70 + "ą") == 2
 
 
 @override_settings(NOTIFICATIONS={"SMS_MAX_SEGMENTS": 2})
-def test_check_sms_length_enforces_the_setting():
+def test_check_sms_length_enforces_the_setting() -> None:
     check_sms_length("a" * 306)
     with pytest.raises(MessageError, match=r"3 segments.*SMS_MAX_SEGMENTS"):
         check_sms_length("a" * 307)
 
 
-def test_missing_field_is_named():
+def test_missing_field_is_named() -> None:
     with pytest.raises(MessageError, match="code: Field required"):
         GREETING.render({"name": "Ann"}, "en")
 
 
-def test_render_picks_the_locale_and_falls_back():
+def test_render_picks_the_locale_and_falls_back() -> None:
     assert GREETING.render(CONTEXT, "en").text.sms == "Hello Ann, code 42"
     assert GREETING.render(CONTEXT, "zh-CN").locale == "zh-hans"
     assert GREETING.render(CONTEXT, "zh_Hans").locale == "zh-hans"
@@ -56,17 +56,17 @@ def test_render_picks_the_locale_and_falls_back():
     assert GREETING.render(CONTEXT, None).locale == "zh-hans"
 
 
-def test_provider_params():
+def test_provider_params() -> None:
     assert GREETING.provider_params("aliyun", {"name": "Ann", "code": "1"}) == {"n": "Ann"}
     assert GREETING.provider_params("twilio", {"name": "Ann", "code": "1"}) == {}
 
 
-def test_get_unknown_template():
+def test_get_unknown_template() -> None:
     with pytest.raises(MessageError, match="No message template 'nope'"):
         get_template("nope")
 
 
-def test_renewal_templates():
+def test_renewal_templates() -> None:
     register_templates()
     context = {
         "service_name": "会员",
