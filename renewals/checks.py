@@ -12,14 +12,20 @@ from typing import Any
 from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
 from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch
+from django.utils import timezone
+
+from notifications.app_settings import UnknownSettingKey
 
 from .conf import DEFAULTS, renewals_settings
 from .exceptions import PolicyError
 from .gateways import gateway_named, get_gateway
-from .policies import PackStatus, available_packs
+from .models import LIVE_STATUSES, RenewalTerms, Subscription
+from .policies import PackStatus, RulePack, available_packs
 from .policies.checks import check_policies
+from .policies.offers import never_compliant
 from .schedules import intervals
 
 register(check_policies)
@@ -32,7 +38,9 @@ def check_settings(
     **kwargs: Any,
 ) -> list[CheckMessage]:
     """Every RENEWALS value is valid, and no key is a typo."""
-    messages: list[CheckMessage] = []
+    messages = renewals_settings.unknown_key_errors("renewals.E017")
+    if messages:
+        return messages  # no value can be read until the unknown keys are gone
     for key in DEFAULTS:
         if key in ("POLICIES", "DEFAULT_POLICY", "POLICY_RESOLVER", "GATEWAY", "GATEWAYS"):
             continue  # reported by their own checks
@@ -42,14 +50,6 @@ def check_settings(
                 intervals()
         except ImproperlyConfigured as exc:
             messages.append(Error(str(exc), id="renewals.E011"))
-    messages += [
-        Warning(
-            f"RENEWALS[{key!r}] is not a setting of django-renewals.",
-            hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
-            id="renewals.W010",
-        )
-        for key in renewals_settings.unknown_keys()
-    ]
     return messages
 
 
@@ -120,6 +120,8 @@ def check_gateway(
     try:
         gateways = [get_gateway()]
         names = [name for name in renewals_settings.GATEWAYS if name != gateways[0].name]
+    except UnknownSettingKey:
+        return []  # reported by check_settings
     except ImproperlyConfigured as exc:
         return [_gateway_error(exc)]
     for name in names:
@@ -128,6 +130,73 @@ def check_gateway(
         except ImproperlyConfigured as exc:
             messages.append(_gateway_error(exc))
     return messages + [message for gateway in gateways for message in gateway.check()]
+
+
+@register(Tags.database)
+def check_offers(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """W002 for each offer in the database that can never renew lawfully under a rule pack
+    it is offered under (:func:`~renewals.policies.offers.never_compliant`).
+
+    The offers are rows, so this is a database check: ``migrate`` runs it, and ``check
+    --database default``. Terms count as offered under the packs of their live
+    subscriptions, and terms that no subscription uses yet under ``DEFAULT_POLICY``; terms of
+    ended subscriptions only are history, and not checked. A warning, not an error: old rows
+    must not stop a deploy, and ``subscribe`` refuses what the pack refuses anyway.
+    """
+    try:
+        packs = available_packs()
+        default = renewals_settings.DEFAULT_POLICY
+        margin = renewals_settings.RETRY_MARGIN_HOURS
+    except (PolicyError, ImproperlyConfigured):
+        return []  # reported by check_policies and check_settings
+    today = timezone.now().date()
+    messages: list[CheckMessage] = []
+    for alias in databases or ():
+        try:
+            offers = _offers(alias, default)
+        except DatabaseError:
+            continue  # not migrated yet: migrate checks before it migrates
+        for terms, code in offers:
+            pack: RulePack | None = packs.get(code)
+            if pack is None or not pack.in_force_on(today):
+                continue
+            messages += [
+                Warning(
+                    f"Terms #{terms.pk} ({terms}) can never renew lawfully under rule pack "
+                    f"{code!r}: {problem}.",
+                    hint="Offer a longer term or free trial under this pack, or stop offering "
+                    "these terms to its users.",
+                    obj=terms,
+                    id="renewals.W002",
+                )
+                for problem in never_compliant(
+                    pack,
+                    terms.interval,
+                    terms.interval_count,
+                    terms.trial_days,
+                    margin_hours=margin,
+                )
+            ]
+    return messages
+
+
+def _offers(alias: str, default: str) -> list[tuple[RenewalTerms, str]]:
+    """(terms, pack code) for each offer of database ``alias``: the terms of live
+    subscriptions with their packs, and unused terms with the ``default`` pack."""
+    pairs = set(
+        Subscription.objects.using(alias)
+        .filter(status__in=LIVE_STATUSES)
+        .values_list("terms_id", "policy")
+        .distinct()
+    )
+    unused = RenewalTerms.objects.using(alias).filter(subscriptions__isnull=True)
+    pairs |= {(pk, default) for pk in unused.values_list("pk", flat=True)}
+    terms = RenewalTerms.objects.using(alias).in_bulk({pk for pk, _code in pairs})
+    return [(terms[pk], code) for pk, code in sorted(pairs)]
 
 
 def _gateway_error(exc: Exception) -> Error:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 
 if TYPE_CHECKING:
     from .models import StripeEvent, Subscription
+    from .types import User
 
 
 class RenewalsError(Exception):
@@ -71,6 +72,25 @@ class TrialAlreadyUsed(ConsentError):
         self.service_name = service_name
 
 
+class FirstRenewalTooSoon(RenewalsError):
+    """The first renewal of a new subscription comes too soon for a notice its rule pack
+    requires before it, and the pack refuses such terms (``short_first_term = "refuse"``)."""
+
+    def __init__(
+        self, policy: str, rule_id: str, renewal_at: dt.datetime, notice_by: dt.datetime
+    ) -> None:
+        super().__init__(
+            f"Under rule pack {policy!r} the first renewal, at {renewal_at:%Y-%m-%d %H:%M} UTC, "
+            f"needs notice {rule_id!r} by {notice_by:%Y-%m-%d %H:%M} UTC, which leaves less "
+            "than RENEWALS['RETRY_MARGIN_HOURS'] to send it: offer these terms with a longer "
+            "free trial or first term."
+        )
+        self.policy = policy
+        self.rule_id = rule_id
+        self.renewal_at = renewal_at
+        self.notice_by = notice_by
+
+
 class AlreadySubscribed(RenewalsError):
     """The user already holds a live subscription to the service: ``existing``."""
 
@@ -93,7 +113,7 @@ class CheckoutKeyReused(RenewalsError):
 class NotAllowed(RenewalsError, PermissionDenied):
     """The actor may not act for this subscription (Django answers 403 if uncaught)."""
 
-    def __init__(self, actor: Any, subscription: Subscription) -> None:
+    def __init__(self, actor: User, subscription: Subscription) -> None:
         super().__init__(
             f"User #{actor.pk} may not act for subscription #{subscription.pk}, "
             "which belongs to another user."

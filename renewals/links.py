@@ -7,7 +7,7 @@ from django.shortcuts import resolve_url
 from django.urls import reverse
 
 from .conf import renewals_settings
-from .models import RenewalNotice
+from .models import RenewalNotice, Subscription
 from .tokens import one_click_token
 
 
@@ -25,6 +25,13 @@ def absolute_url(path: str) -> str:
 def manage_url() -> str:
     """The page where a user manages their subscriptions (``RENEWALS["MANAGE_URL"]``)."""
     return absolute_url(resolve_url(renewals_settings.MANAGE_URL))
+
+
+def consent_url(subscription: Subscription) -> str:
+    """Where a user agrees to the new terms of ``subscription``: its entry on the manage page
+    (``RENEWALS["MANAGE_URL"]``), which links to the package's consent page
+    (``renewals:accept_new_terms``); a project with its own manage page asks there."""
+    return f"{manage_url()}#subscription-{subscription.pk}"
 
 
 def cancel_url(notice: RenewalNotice) -> str:

@@ -20,7 +20,8 @@ def run_due_renewals() -> dict[str, int]:
 
 
 def send_pending_confirmations() -> int:
-    """Send the cancel and resume confirmations a lost queue message left unsent."""
+    """Send the confirmations (of a cancel, a resume, a declaration, a withdrawal, and the
+    acknowledgment of a sign-up) a lost queue message left unsent."""
     return confirmations.send_pending_confirmations()
 
 

@@ -12,7 +12,7 @@ import functools
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
 from pydantic import ValidationError
@@ -21,19 +21,27 @@ from notifications.app_settings import imported
 from renewals.conf import renewals_settings
 from renewals.exceptions import PolicyError, UnknownPolicy
 
+if TYPE_CHECKING:
+    from renewals.models import RenewalTerms
+    from renewals.types import User
+
 from .models import (
     Applicability,
     CancellationFlow,
     CancellationRules,
     Channel,
     ConsentRules,
+    DayCount,
+    FreshConsent,
     GateRemedy,
     LegalSource,
     NoticeRule,
     PackStatus,
+    PriceChangeRules,
     RenewalContext,
     RetentionRules,
     RulePack,
+    ShortFirstTerm,
 )
 
 __all__ = [
@@ -42,13 +50,17 @@ __all__ = [
     "CancellationRules",
     "Channel",
     "ConsentRules",
+    "DayCount",
+    "FreshConsent",
     "GateRemedy",
     "LegalSource",
     "NoticeRule",
     "PackStatus",
+    "PriceChangeRules",
     "RenewalContext",
     "RetentionRules",
     "RulePack",
+    "ShortFirstTerm",
     "available_packs",
     "builtin_packs",
     "get_pack",
@@ -217,18 +229,18 @@ def get_pack(code: str) -> RulePack:
         raise UnknownPolicy(code, list(packs)) from None
 
 
-def resolve_default_policy(user: object, terms: object) -> str:
+def resolve_default_policy(user: User, terms: RenewalTerms) -> str:
     """The default ``POLICY_RESOLVER``: ``RENEWALS["DEFAULT_POLICY"]`` for everyone."""
     return renewals_settings.DEFAULT_POLICY
 
 
-def resolve_policy(user: object, terms: object) -> str:
+def resolve_policy(user: User, terms: RenewalTerms) -> str:
     """The code of the pack that governs ``user``'s subscription on ``terms``.
 
     Asks the ``RENEWALS["POLICY_RESOLVER"]`` callable and checks that the pack it names
     exists; raises :class:`UnknownPolicy` if not.
     """
-    resolver: Callable[[object, object], str] = imported(
+    resolver: Callable[[User, RenewalTerms], str] = imported(
         "RENEWALS['POLICY_RESOLVER']", renewals_settings.POLICY_RESOLVER
     )
     code = resolver(user, terms)

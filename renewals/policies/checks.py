@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Warning
@@ -11,12 +11,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from pydantic import ValidationError
 
-from notifications.app_settings import imported
+from notifications.app_settings import UnknownSettingKey, imported
 from renewals.conf import renewals_settings
 from renewals.exceptions import PolicyError
 
 from . import build_settings_pack, builtin_ancestors, builtin_packs
-from .models import GateRemedy, NoticeRule, RulePack
+from .models import FreshConsent, GateRemedy, MessageField, NoticeRule, RulePack
 
 
 def check_policies(
@@ -31,6 +31,8 @@ def check_policies(
     messages: list[CheckMessage] = []
     try:
         configured = list(renewals_settings.POLICIES)
+    except UnknownSettingKey:
+        return []  # reported by renewals.checks.check_settings
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="renewals.E001")]
     packs: dict[str, RulePack | None] = dict(builtin_packs())
@@ -49,6 +51,7 @@ def check_policies(
             messages += _weakened(pack, builtin_ancestors(code))
     messages += _check_message_fields(pack for pack in packs.values() if pack is not None)
     messages += _check_default(packs)
+    messages += _check_channels(packs)
     messages += _check_resolver()
     return messages
 
@@ -83,6 +86,8 @@ _KEPT_TRUE = (
     ("consent", "acknowledgment_required"),
     ("cancellation", "online_if_signed_up_online"),
 )
+#: ``price_change.fresh_consent`` from the least to the most it asks.
+_FRESH_CONSENT_ORDER = (FreshConsent.NEVER, FreshConsent.ON_INCREASE, FreshConsent.ON_ANY_CHANGE)
 #: Counts that may only grow.
 _KEPT_AT_LEAST = (
     ("retention", "min_years"),
@@ -123,6 +128,23 @@ def _pack_weakenings(pack: RulePack, builtin: RulePack) -> list[tuple[str, str]]
         )
     if builtin.cancellation.login_required is False and pack.cancellation.login_required:
         found.append(("it requires a login to cancel", "Keep cancellation.login_required = false"))
+    required, given = builtin.price_change.fresh_consent, pack.price_change.fresh_consent
+    if _FRESH_CONSENT_ORDER.index(given) < _FRESH_CONSENT_ORDER.index(required):
+        found.append(
+            (
+                f"it lowers price_change.fresh_consent from {required.value!r} to {given.value!r}",
+                f"Keep price_change.fresh_consent = {required.value!r} or stricter",
+            )
+        )
+    added = [channel for channel in pack.channels if channel not in builtin.channels]
+    if added:
+        found.append(
+            (
+                f"it accepts {', '.join(added)}, which the built-in pack does not accept as a "
+                "medium of its notices",
+                f"Keep channels among {', '.join(builtin.channels)}",
+            )
+        )
     if pack.cancellation.flow != builtin.cancellation.flow or (
         builtin.cancellation.labels and pack.cancellation.labels != builtin.cancellation.labels
     ):
@@ -182,6 +204,14 @@ def _weakenings(rule: NoticeRule | None, required: NoticeRule) -> list[tuple[str
                 "Keep every required_fields entry of the built-in rule",
             )
         )
+    if rule.day_count != required.day_count:
+        found.append(
+            (
+                f"counts the days of its window as {rule.day_count} days, where the built-in "
+                f"rule counts {required.day_count} days",
+                f'Keep day_count = "{required.day_count}"',
+            )
+        )
     if required.delivered_when == "delivered" and rule.delivered_when != "delivered":
         found.append(
             (
@@ -208,24 +238,48 @@ def _weakenings(rule: NoticeRule | None, required: NoticeRule) -> list[tuple[str
 
 
 def _check_message_fields(packs: Iterable[RulePack]) -> list[CheckMessage]:
-    """E005 for each notice rule requiring a field that the renewal reminder template lacks."""
+    """E005 for each notice rule whose message template is not registered, lacks a field the
+    rule requires, or needs a field that no notice can fill."""
+    from notifications.exceptions import MessageError
     from notifications.message_templates import get_template
-    from renewals.notice_messages import REMINDER
 
-    provided = get_template(REMINDER).fields.model_fields
+    fillable = set(get_args(MessageField))
     messages: list[CheckMessage] = []
     for pack in packs:
         for rule in pack.notices:
+            where = f"Notice rule {rule.id!r} of rule pack {pack.code!r}"
+            try:
+                provided = list(get_template(rule.message).fields.model_fields)
+            except MessageError:
+                messages.append(
+                    Error(
+                        f"{where} is sent with the message template {rule.message!r}, which "
+                        "is not registered.",
+                        hint="Register a template under that key (notifications."
+                        "message_templates.register), or name a registered one in message.",
+                        id="renewals.E005",
+                    )
+                )
+                continue
             missing = [name for name in rule.required_fields if name not in provided]
             if missing:
                 messages.append(
                     Error(
-                        f"Notice rule {rule.id!r} of rule pack {pack.code!r} requires the "
-                        f"message fields {', '.join(missing)}, which the message template "
-                        f"{REMINDER!r} does not provide.",
+                        f"{where} requires the message fields {', '.join(missing)}, which "
+                        f"the message template {rule.message!r} does not provide.",
                         hint=f"The template provides {', '.join(provided)}. Register a template "
-                        f"with these fields under {REMINDER!r}, or leave them out of "
+                        f"with these fields under {rule.message!r}, or leave them out of "
                         "required_fields.",
+                        id="renewals.E005",
+                    )
+                )
+            unfillable = [name for name in provided if name not in fillable]
+            if unfillable:
+                messages.append(
+                    Error(
+                        f"{where} is sent with the message template {rule.message!r}, whose "
+                        f"fields {', '.join(unfillable)} no notice fills.",
+                        hint=f"A notice fills {', '.join(get_args(MessageField))}.",
                         id="renewals.E005",
                     )
                 )
@@ -272,3 +326,31 @@ def _check_resolver() -> list[CheckMessage]:
     if not callable(resolver):
         return [Error(f"RENEWALS['POLICY_RESOLVER'] {path!r} is not callable.", id="renewals.E004")]
     return []
+
+
+def _check_channels(packs: dict[str, RulePack | None]) -> list[CheckMessage]:
+    """W003 when the default pack gives notices on a channel ``NOTIFICATIONS['CHANNELS']``
+    does not configure (an email channel without an ``"email"`` alias)."""
+    from notifications.conf import notifications_settings
+
+    try:
+        pack = packs.get(renewals_settings.DEFAULT_POLICY)
+        configured = notifications_settings.CHANNELS
+    except ImproperlyConfigured:
+        return []  # reported by their own checks
+    if pack is None:
+        return []
+    used = {str(c) for rule in pack.notices for c in (*rule.channels, *rule.fallback_channels)}
+    missing = sorted(used - set(configured))
+    if not missing:
+        return []
+    return [
+        Warning(
+            f"The default rule pack {pack.code!r} gives notices by {', '.join(missing)}, which "
+            "NOTIFICATIONS['CHANNELS'] does not configure: those notices reach users on their "
+            "other channels only.",
+            hint="Add a backend alias for each, e.g. NOTIFICATIONS['BACKENDS']['email'] = "
+            "{'BACKEND': 'notifications.backends.email.EmailBackend'}.",
+            id="renewals.W003",
+        )
+    ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
@@ -21,6 +20,7 @@ from ..exceptions import (
     ConsentMissing,
     ConsentNotAffirmative,
     ConsentPreTicked,
+    FirstRenewalTooSoon,
     IllegalTransition,
     NotAllowed,
     StaleTermsHash,
@@ -30,8 +30,17 @@ from ..gateways import get_gateway
 from ..models import Consent, ConsentChannel, RenewalTerms, Status, Subscription
 from ..models.subscription import LIVE_STATUSES, validate_time_zone
 from ..periods import first_renewal
-from ..policies import get_pack, resolve_policy
+from ..policies import FreshConsent, ShortFirstTerm, get_pack, resolve_policy
+from ..types import Actor, User
 from .audit import record_event
+from .confirmations import SUBSCRIBED, acknowledgment_required, enqueue_confirmation
+from .scheduling import (
+    earliest_noticeable_renewal,
+    notices_too_late,
+    plan_notices,
+    renewal_context,
+    rules_for,
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,32 @@ def validate_consent(evidence: ConsentEvidence | None, terms: RenewalTerms, poli
         raise StaleTermsHash(evidence.terms_hash, terms.content_hash)
 
 
-def ensure_may_act(subscription: Subscription, actor: Any) -> None:
+def new_price_awaits_consent(
+    subscription: Subscription, renewal_at: dt.datetime | None = None
+) -> bool:
+    """Whether the renewal at ``renewal_at`` (default: the next) charges a new price that the
+    subscription's rule pack, in force on that day, requires fresh consent to
+    (``price_change.fresh_consent``), and the user has not consented to the terms it charges
+    (:meth:`~renewals.models.Subscription.renewal_terms`) yet: :func:`record_consent` takes
+    that consent, and the renewal gate holds the renewal without it."""
+    renewal_at = renewal_at or subscription.next_renewal_at
+    if subscription.upcoming_terms_id is None or renewal_at is None:
+        return False
+    pack = get_pack(subscription.policy)
+    if pack.price_change.fresh_consent is FreshConsent.NEVER or not pack.in_force_on(
+        renewal_at.date()
+    ):
+        return False
+    if not pack.price_change.requires_consent(renewal_context(subscription, renewal_at)):
+        return False
+    return not Consent.objects.filter(
+        subscription=subscription,
+        revoked_at__isnull=True,
+        terms_hash=subscription.renewal_terms().content_hash,
+    ).exists()
+
+
+def ensure_may_act(subscription: Subscription, actor: Actor) -> None:
     """Raise :class:`~renewals.exceptions.NotAllowed` if ``actor`` is a user who may not act
     for ``subscription``: anyone but its own user or staff (``is_staff``, acting on the
     user's behalf). ``None`` (the system) and labels such as ``"support:ticket-42"`` name no
@@ -101,15 +135,16 @@ def ensure_may_act(subscription: Subscription, actor: Any) -> None:
 
 
 def record_consent(
-    subscription: Subscription, evidence: ConsentEvidence | None, *, actor: Any = None
+    subscription: Subscription, evidence: ConsentEvidence | None, *, actor: Actor = None
 ) -> Consent:
     """Store consent to the terms the subscription's next renewal is charged at
     (:meth:`~renewals.models.Subscription.renewal_terms`: its upcoming terms when a new price
     is pending), after checking it is valid and that ``actor`` may act for the subscription
     (:func:`ensure_may_act`).
 
-    The audit chain records the consent's id, terms hash, channel and form, and the sha256 of
-    its evidence; the personal data (IP address, user agent) stays in the consent row only,
+    The audit chain records the consent's id, terms hash, channel and form, the sha256 of
+    its evidence, and binds the consent and terms rows (:mod:`.row_binding`); the personal
+    data (IP address, user agent) stays in the consent row only, the chain holding a digest,
     so it can be erased on request while the chain still proves what was there.
     """
     ensure_may_act(subscription, actor)
@@ -120,7 +155,7 @@ def record_consent(
     return _record(subscription, evidence, actor)
 
 
-def _record(subscription: Subscription, evidence: ConsentEvidence, actor: Any) -> Consent:
+def _record(subscription: Subscription, evidence: ConsentEvidence, actor: Actor) -> Consent:
     """Store evidence already validated for this subscription, and its audit event."""
     with transaction.atomic():
         consent = _store(subscription, evidence)
@@ -136,6 +171,7 @@ def _record(subscription: Subscription, evidence: ConsentEvidence, actor: Any) -
                 "evidence_sha256": consent.evidence_hash(),
             },
             at=consent.granted_at,
+            evidence=[consent, consent.terms],
         )
     return consent
 
@@ -159,7 +195,7 @@ def _store(subscription: Subscription, evidence: ConsentEvidence) -> Consent:
 
 
 def subscribe(
-    user: Any,
+    user: User,
     terms: RenewalTerms,
     evidence: ConsentEvidence | None,
     *,
@@ -173,7 +209,14 @@ def subscribe(
 
     Nothing is written unless the consent and the IANA ``time_zone`` are valid. The first
     renewal is at the end of the trial, or one term after ``start`` (default: now); its
-    notices are planned at once.
+    notices are planned at once. If a notice the rule pack requires before it could no longer
+    go out in its window with ``RENEWALS["RETRY_MARGIN_HOURS"]`` to spare, the pack's
+    ``short_first_term`` decides: ``refuse`` raises
+    :class:`~renewals.exceptions.FirstRenewalTooSoon` (nothing is written), ``defer`` moves
+    the first renewal, and the trial's end, to the earliest time the notices can precede.
+    Once the subscription is committed, a rule pack that requires it
+    (``consent.acknowledgment_required``) has the user sent an acknowledgment of the terms,
+    the cancellation policy and how to cancel (:mod:`~renewals.services.confirmations`).
 
     A user holds one live subscription per service (``terms.service_name``): another raises
     :class:`~renewals.exceptions.AlreadySubscribed`, which carries the existing one. The
@@ -203,10 +246,21 @@ def subscribe(
     time_zone = time_zone or renewals_settings.time_zone_name
     validate_time_zone(time_zone)
     trial = trial and terms.trial_days > 0
-    renewal = first_renewal(terms, start, ZoneInfo(time_zone), trial=trial)
+    zone = ZoneInfo(time_zone)
+    offered = first_renewal(terms, start, zone, trial=trial)
+    renewal = _noticeable_first_renewal(terms, policy, offered, zone, trial=trial)
     try:
         return _start(
-            user, terms, evidence, policy, time_zone, start, renewal, request_key, trial=trial
+            user,
+            terms,
+            evidence,
+            policy,
+            time_zone,
+            start,
+            renewal,
+            request_key,
+            trial=trial,
+            deferred_from=offered if renewal != offered else None,
         )
     except IntegrityError:
         existing = _started_by(request_key, user, terms) if request_key else None
@@ -215,7 +269,31 @@ def subscribe(
         return existing
 
 
-def trial_available(user: Any, terms: RenewalTerms) -> bool:
+def _noticeable_first_renewal(
+    terms: RenewalTerms, policy: str, renewal: dt.datetime, zone: ZoneInfo, *, trial: bool
+) -> dt.datetime:
+    """``renewal``, if every notice the pack requires before it can still go out in time
+    (:func:`~renewals.services.scheduling.notices_too_late`); else, as the pack's
+    ``short_first_term`` says, raise :class:`~renewals.exceptions.FirstRenewalTooSoon` or
+    return the earliest renewal they can all precede."""
+    rules = rules_for(
+        policy,
+        renewal,
+        terms=terms,
+        renewal_terms=terms,
+        trial_ends_at=renewal if trial else None,
+        zone=zone,
+    )
+    now = timezone.now()
+    late = notices_too_late(rules, renewal, zone, now=now)
+    if not late:
+        return renewal
+    if get_pack(policy).short_first_term is ShortFirstTerm.REFUSE:
+        raise FirstRenewalTooSoon(policy, late[0].id, renewal, late[0].window(renewal, zone)[1])
+    return earliest_noticeable_renewal(rules, zone, now=now)
+
+
+def trial_available(user: User, terms: RenewalTerms) -> bool:
     """Whether a subscription of ``user`` to ``terms`` would start with the terms' free
     trial: they have one, and the user had none of this service before (or the terms give
     it every time). Build the consent form with ``trial=trial_available(user, terms)``."""
@@ -228,7 +306,7 @@ def trial_available(user: Any, terms: RenewalTerms) -> bool:
     ).exists()
 
 
-def _started_by(request_key: str, user: Any, terms: RenewalTerms) -> Subscription | None:
+def _started_by(request_key: str, user: User, terms: RenewalTerms) -> Subscription | None:
     existing = Subscription.objects.filter(request_key=request_key).first()
     if existing is not None and existing.user_id != user.pk:
         raise CheckoutKeyReused("belongs to another user's subscription")
@@ -237,14 +315,14 @@ def _started_by(request_key: str, user: Any, terms: RenewalTerms) -> Subscriptio
     return existing
 
 
-def _lock_user(user: Any) -> None:
+def _lock_user(user: User) -> None:
     """Take the user's row lock until the transaction ends: one checkout at a time per user
     (on SQLite, which serializes writers anyway, a no-op)."""
     get_user_model()._base_manager.select_for_update().only("pk").get(pk=user.pk)
 
 
 def _start(
-    user: Any,
+    user: User,
     terms: RenewalTerms,
     evidence: ConsentEvidence,
     policy: str,
@@ -254,9 +332,8 @@ def _start(
     request_key: str | None,
     *,
     trial: bool,
+    deferred_from: dt.datetime | None,
 ) -> Subscription:
-    from .scheduling import plan_notices
-
     with transaction.atomic():
         _lock_user(user)
         # Read under the lock: a concurrent checkout of this user has committed or not begun.
@@ -283,8 +360,8 @@ def _start(
             trial_ends_at=renewal if trial else None,
             next_renewal_at=renewal,
         )
-        record_event(
-            "subscribed",
+        subscribed = record_event(
+            SUBSCRIBED,
             subscription=subscription,
             actor=user,
             data={
@@ -295,8 +372,11 @@ def _start(
                 "next_renewal_at": subscription.next_renewal_at,
                 "time_zone": subscription.time_zone,
                 "gateway": subscription.gateway,
+                **({"first_renewal_deferred_from": deferred_from} if deferred_from else {}),
             },
         )
         _record(subscription, evidence, actor=user)  # validated above
         plan_notices(subscription)
+        if acknowledgment_required(policy, subscribed.occurred_at, subscription.zone):
+            enqueue_confirmation(subscribed)
     return subscription

@@ -11,6 +11,8 @@ from ..models import Consent, RenewalNotice, Subscription
 from ..policies import GateRemedy, get_pack
 from ..signals import renewal_held
 from .audit import record_event
+from .consent import new_price_awaits_consent
+from .gate_evidence import relied_on
 from .scheduling import required_rules
 
 #: The audit event of a subscription brought in from its processor (``renewals_stripe_import``).
@@ -38,7 +40,12 @@ def renewal_gate(subscription: Subscription, renewal_time: dt.datetime) -> GateD
     Without consent the remedy is ``lapse``: nothing can make that charge lawful; only a
     subscription imported from its processor whose user has not consented yet is held
     (``defer``) until they do (:func:`awaits_consent`). A missing notice gets the pack's
-    remedy (``defer``: send it and renew later; ``lapse``).
+    remedy (``defer``: send it and renew later; ``lapse``). A renewal at a new price that the
+    pack requires fresh consent to (``price_change.fresh_consent``) also needs an unrevoked
+    consent to the upcoming terms; without it the remedy is the pack's
+    ``price_change.without_consent``, unless a notice is missing too: then the notice's remedy
+    applies, as the user may not have been asked yet.
+    The audit event lists the evidence the decision read (:func:`.gate_evidence.relied_on`).
     A refusal sends ``renewal_held`` once the caller's transaction commits; acting on the
     decision is :func:`~renewals.services.renewing.run_due_renewals`'s.
     """
@@ -48,9 +55,7 @@ def renewal_gate(subscription: Subscription, renewal_time: dt.datetime) -> GateD
         remedy = GateRemedy.DEFER if reasons == (AWAITING_CONSENT,) else GateRemedy.LAPSE
         decision = GateDecision(False, reasons, remedy)
     else:
-        reasons = _notice_reasons(subscription, renewal_time)
-        pack = get_pack(subscription.policy)
-        decision = GateDecision(not reasons, reasons, pack.gate_remedy if reasons else None)
+        decision = _rules_decision(subscription, renewal_time)
     record_event(
         "renewal_gate",
         subscription=subscription,
@@ -59,6 +64,7 @@ def renewal_gate(subscription: Subscription, renewal_time: dt.datetime) -> GateD
             "allowed": decision.allowed,
             "reasons": list(decision.reasons),
             "remedy": decision.remedy.value if decision.remedy else None,
+            "evidence": relied_on(subscription, renewal_time),
         },
     )
     if not decision.allowed:
@@ -72,6 +78,28 @@ def renewal_gate(subscription: Subscription, renewal_time: dt.datetime) -> GateD
             robust=True,
         )
     return decision
+
+
+def _rules_decision(subscription: Subscription, renewal_time: dt.datetime) -> GateDecision:
+    """The decision on a consented renewal: its notices, and consent to a new price."""
+    pack = get_pack(subscription.policy)
+    notice_reasons = _notice_reasons(subscription, renewal_time)
+    price_reasons = _new_price_reasons(subscription, renewal_time)
+    reasons = notice_reasons + price_reasons
+    if not reasons:
+        return GateDecision(True)
+    remedy = pack.gate_remedy if notice_reasons else pack.price_change.without_consent
+    return GateDecision(False, reasons, remedy)
+
+
+def _new_price_reasons(subscription: Subscription, renewal_time: dt.datetime) -> tuple[str, ...]:
+    if not new_price_awaits_consent(subscription, renewal_time):
+        return ()
+    return (
+        f"no consent to the new price: the renewal charges "
+        f"{subscription.renewal_terms().amount_display}, "
+        f"{subscription.terms.amount_display} was agreed",
+    )
 
 
 def _consent_reasons(subscription: Subscription) -> tuple[str, ...]:

@@ -18,14 +18,13 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ..conf import renewals_settings
 from ..gateways import gateway_for
 from ..models import LIVE_STATUSES, Status, Subscription
 from ..policies import GateRemedy
 from .audit import record_event
 from .cancellation import cancel_auto_renewal
 from .gate import GateDecision, renewal_gate
-from .scheduling import plan_notices, required_rules
+from .scheduling import earliest_noticeable_renewal, plan_notices, required_rules
 
 logger = logging.getLogger("renewals")
 
@@ -167,8 +166,7 @@ def _defer(
     A deferred trial end stays the trial's end, so the rules for trials still apply to it.
     """
     rules = required_rules(subscription, renewal_at)
-    lead_days = max((rule.latest_days_before for rule in rules), default=0)
-    deferred_to = now + dt.timedelta(days=lead_days, hours=renewals_settings.RETRY_MARGIN_HOURS)
+    deferred_to = earliest_noticeable_renewal(rules, subscription.zone, now=now)
     changes = {"next_renewal_at": deferred_to}
     if subscription.trial_ends_at == renewal_at:
         changes["trial_ends_at"] = deferred_to

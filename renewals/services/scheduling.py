@@ -55,11 +55,13 @@ def context_for(
     the renewal is charged at, when its trial ends and its user's zone."""
     term_end = add_interval(renewal_at, renewal_terms.interval, renewal_terms.interval_count, zone)
     ends_trial = trial_ends_at is not None and renewal_at == trial_ends_at
+    other_currency = renewal_terms.currency != terms.currency
     return RenewalContext(
         term_days=calendar_days(renewal_at, term_end, zone),
         ends_trial=ends_trial,
         trial_days=terms.trial_days if ends_trial else 0,
-        price_change=renewal_terms.amount != terms.amount,
+        price_change=other_currency or renewal_terms.amount != terms.amount,
+        price_increase=other_currency or renewal_terms.amount > terms.amount,
     )
 
 
@@ -86,6 +88,25 @@ def rules_for(
         zone=zone,
     )
     return pack.notices_for(context)
+
+
+def notices_too_late(
+    rules: tuple[NoticeRule, ...], renewal_at: dt.datetime, zone: ZoneInfo, *, now: dt.datetime
+) -> tuple[NoticeRule, ...]:
+    """The ``rules`` whose notice of the renewal at ``renewal_at`` can no longer go out in
+    its window with ``RENEWALS["RETRY_MARGIN_HOURS"]`` to spare after ``now``."""
+    spare_until = now + dt.timedelta(hours=renewals_settings.RETRY_MARGIN_HOURS)
+    return tuple(rule for rule in rules if rule.window(renewal_at, zone)[1] < spare_until)
+
+
+def earliest_noticeable_renewal(
+    rules: tuple[NoticeRule, ...], zone: ZoneInfo, *, now: dt.datetime
+) -> dt.datetime:
+    """The earliest renewal whose notices under ``rules`` can all still go out in their
+    windows with ``RENEWALS["RETRY_MARGIN_HOURS"]`` to spare after ``now``: where a renewal
+    that came too soon for them is deferred to."""
+    after = now + dt.timedelta(hours=renewals_settings.RETRY_MARGIN_HOURS)
+    return max((rule.earliest_renewal(after, zone) for rule in rules), default=after)
 
 
 def _at_hour(day: dt.date, hour: int, zone: ZoneInfo) -> dt.datetime:
@@ -159,12 +180,14 @@ def notice_fields(
     retry_margin_hours: int | None = None,
 ) -> dict[str, Any]:
     """The fields a notice for ``rule`` before the renewal at ``renewal_at`` is planned with,
-    for a user in ``time_zone`` under pack ``policy``, planned at ``now``."""
-    opens, closes = rule.window(renewal_at)
+    for a user in ``time_zone`` (in which calendar days are counted) under pack ``policy``,
+    planned at ``now``."""
+    zone = ZoneInfo(time_zone)
+    opens, closes = rule.window(renewal_at, zone)
     send_at = choose_send_time(
         opens,
         closes,
-        ZoneInfo(time_zone),
+        zone,
         now=now,
         send_hours=send_hours,
         retry_margin_hours=retry_margin_hours,
@@ -179,6 +202,7 @@ def notice_fields(
         "strategy": rule.strategy,
         "fallback_channels": [str(channel) for channel in rule.fallback_channels],
         "delivered_when": rule.delivered_when,
+        "message": rule.message,
         "status": NoticeStatus.MISSED if now > closes else NoticeStatus.PLANNED,
         "attempts": 0,
         "last_error": "",
@@ -227,6 +251,7 @@ def plan_notices(subscription: Subscription) -> list[RenewalNotice]:
                     ],
                     "withdrawn": withdrawn,
                 },
+                evidence=planned,
             )
     return [notice for notice, _created in notices]
 

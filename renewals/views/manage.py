@@ -7,8 +7,11 @@ auto-renewal, the consent's date, and the reminders planned and sent.
 :func:`~renewals.services.cancel_auto_renewal`. ``subscriptions/<pk>/auto-renew-on/`` shows
 the disclosure of the terms the next renewal is charged at (``renewal_terms()``) with an
 unticked box (GET), and switches auto-renewal on through
-:func:`~renewals.services.resume_auto_renewal` with that fresh consent (POST). Another user's
-subscription is a 404.
+:func:`~renewals.services.resume_auto_renewal` with that fresh consent (POST).
+``subscriptions/<pk>/new-price/`` does the same for a new price that the rule pack requires
+consent to while auto-renewal stays on (:func:`~renewals.services.new_price_awaits_consent`),
+recording the consent through :func:`~renewals.services.record_consent`; the list links to it,
+and the request for that consent links to the list. Another user's subscription is a 404.
 """
 
 from __future__ import annotations
@@ -26,13 +29,19 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ..exceptions import IllegalTransition
 from ..forms import ConsentForm
 from ..models import Consent, RenewalNotice, RevokedVia, Subscription
-from ..services import cancel_auto_renewal, resume_auto_renewal
+from ..services import (
+    cancel_auto_renewal,
+    new_price_awaits_consent,
+    record_consent,
+    resume_auto_renewal,
+)
+from ..types import AuthenticatedHttpRequest
 
 
 @never_cache
 @login_required
 @require_GET
-def manage(request: HttpRequest) -> HttpResponse:
+def manage(request: AuthenticatedHttpRequest) -> HttpResponse:
     subscriptions = (
         _own_subscriptions(request)
         .prefetch_related(
@@ -45,12 +54,17 @@ def manage(request: HttpRequest) -> HttpResponse:
         )
         .order_by("-created_at", "-pk")
     )
-    return render(request, "renewals/manage/subscriptions.html", {"subscriptions": subscriptions})
+    awaiting = {s.pk for s in subscriptions if s.auto_renew and new_price_awaits_consent(s)}
+    return render(
+        request,
+        "renewals/manage/subscriptions.html",
+        {"subscriptions": subscriptions, "new_price_awaits_consent": awaiting},
+    )
 
 
 @login_required
 @require_POST
-def auto_renew_off(request: HttpRequest, pk: int) -> HttpResponse:
+def auto_renew_off(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     subscription = _own_subscription(request, pk)
     result = cancel_auto_renewal(subscription, actor=request.user, via=RevokedVia.MANAGE_PAGE)
     service = subscription.terms.service_name
@@ -79,7 +93,7 @@ def auto_renew_off(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def auto_renew_on(request: HttpRequest, pk: int) -> HttpResponse:
+def auto_renew_on(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     subscription = _own_subscription(request, pk)
     service = subscription.terms.service_name
     if not subscription.is_live:
@@ -106,6 +120,48 @@ def auto_renew_on(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("renewals:manage")
     return render(
         request, "renewals/manage/auto_renew_on.html", {"subscription": subscription, "form": form}
+    )
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def accept_new_terms(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    subscription = _own_subscription(request, pk)
+    service = subscription.terms.service_name
+    if not subscription.is_live:
+        return _ended(request, subscription)
+    if not subscription.auto_renew:  # switching it on again consents to the new terms
+        return redirect("renewals:auto_renew_on", subscription.pk)
+    if not new_price_awaits_consent(subscription):
+        messages.info(
+            request, _("%(service)s has no new price to agree to.") % {"service": service}
+        )
+        return redirect("renewals:manage")
+    terms = subscription.renewal_terms()
+    form = ConsentForm(
+        request.POST or None,
+        terms=terms,
+        first_renewal_at=subscription.next_renewal_at,  # the renewal the new price starts at
+        time_zone=subscription.time_zone,
+        trial=False,
+    )
+    if form.is_valid():
+        evidence = form.consent_evidence(request, form_id="renewals:accept_new_terms")
+        try:
+            record_consent(subscription, evidence, actor=request.user)
+        except IllegalTransition:  # it ended after the page was shown
+            return _ended(request, subscription)
+        messages.success(
+            request,
+            _("You agreed to the new price of %(service)s: %(price)s.")
+            % {"service": service, "price": terms.price_display},
+        )
+        return redirect("renewals:manage")
+    return render(
+        request,
+        "renewals/manage/accept_new_terms.html",
+        {"subscription": subscription, "terms": terms, "form": form},
     )
 
 

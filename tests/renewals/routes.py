@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core import signing
+from django.db.models import Model
 from django.test import Client
 from django.urls import URLPattern, URLResolver, reverse
 
@@ -37,8 +38,10 @@ from renewals.models import (
 from renewals.services import plan_notices, record_consent
 from renewals.services.declarations import Statement, declare
 from renewals.tokens import one_click_token
+from renewals.types import User
 from renewals.views.statutory import RECEIPT_SALT, receipt_token
 
+from ..types import ClientResponse
 from .factories import make_evidence, make_subscription, make_terms, make_user
 
 #: When the world is built and every request made.
@@ -50,7 +53,9 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 SAFE = frozenset({"GET", "HEAD"})
 
 
-def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
+def _walk(
+    patterns: list[URLPattern | URLResolver], prefix: str = ""
+) -> Iterator[tuple[str, URLPattern]]:
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
             yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
@@ -74,14 +79,15 @@ class World:
     """Two users, each with a subscription of every kind the routes act on, a push device, a
     reminder of the first user's, and a receipt of a declaration of each statutory flow."""
 
-    owner: Any
+    owner: User
     objects: dict[tuple[str, Whose], Any]
     notice: RenewalNotice
     receipts: dict[str, str] = field(default_factory=dict)
 
     def pk(self, kind: str, whose: Whose) -> int:
-        """The id of the ``kind`` object (``subscription``, ``paused``, ``contract``,
-        ``withdrawable``, ``device``) of the owner, of the other user, or none's."""
+        """The id of the ``kind`` object (``subscription``, ``paused``, ``repriced``,
+        ``contract``, ``withdrawable``, ``device``) of the owner, of the other user, or
+        none's."""
         if whose is Whose.UNKNOWN:
             return UNKNOWN_ID
         pk: int = self.objects[kind, whose].pk
@@ -91,7 +97,7 @@ class World:
         return self.objects[kind, Whose.OWN]
 
 
-def _objects_of(user: Any) -> dict[str, Any]:
+def _objects_of(user: User) -> dict[str, Any]:
     label = user.get_username()
     device, _ = register_device(user, platform="ios", provider="apns", token=f"device-{label}")
     subscription = make_subscription(
@@ -105,6 +111,11 @@ def _objects_of(user: Any) -> dict[str, Any]:
         "subscription": subscription,  # cn, auto-renewing, a reminder planned
         "paused": make_subscription(
             user, make_terms(service_name=f"Paused of {label}"), auto_renew=False
+        ),
+        "repriced": make_subscription(  # cn: a higher price from the next renewal, not agreed
+            user,
+            make_terms(service_name=f"Repriced of {label}"),
+            upcoming_terms=make_terms(service_name=f"Repriced of {label}", amount="30.00"),
         ),
         "contract": make_subscription(  # de: the cancellation button
             user,
@@ -143,7 +154,7 @@ def build_world() -> World:
 
 def state() -> dict[str, list[dict[str, Any]]]:
     """Every row a route could change."""
-    watched = (
+    watched: tuple[type[Model], ...] = (
         Subscription,
         Consent,
         AuditEvent,
@@ -153,7 +164,9 @@ def state() -> dict[str, list[dict[str, Any]]]:
         Device,
         StripeEvent,
     )
-    return {model.__name__: list(model.objects.order_by("pk").values()) for model in watched}
+    return {
+        model.__name__: list(model._default_manager.order_by("pk").values()) for model in watched
+    }
 
 
 URL = Callable[[World, Whose], str]
@@ -190,7 +203,7 @@ class Case:
         whose: Whose = Whose.OWN,
         *,
         signed: bool = True,
-    ) -> Any:
+    ) -> ClientResponse:
         """Make the request ``method`` for ``whose`` object, with the body if it is a POST,
         signed if the route takes a signature and ``signed``."""
         path = self.url(world, whose)
@@ -249,20 +262,25 @@ def declaration(kind: str) -> Body:
     }
 
 
-def fresh_consent(world: World, whose: Whose) -> dict[str, Any]:
-    """The manage page's consent form for the paused subscription, ticked."""
-    paused = world.own("paused")
-    form = ConsentForm(
-        terms=paused.renewal_terms(),
-        first_renewal_at=paused.next_renewal_at,
-        time_zone=paused.time_zone,
-        trial=False,
-    )
-    return {
-        "auto_renew_consent": "yes",
-        "disclosure_token": form["disclosure_token"].initial,
-        "request_key": form["request_key"].initial,
-    }
+def fresh_consent(kind: str) -> Body:
+    """The manage page's consent form for the terms the owner's ``kind`` subscription renews
+    at, ticked."""
+
+    def body(world: World, whose: Whose) -> dict[str, Any]:
+        subscription = world.own(kind)
+        form = ConsentForm(
+            terms=subscription.renewal_terms(),
+            first_renewal_at=subscription.next_renewal_at,
+            time_zone=subscription.time_zone,
+            trial=False,
+        )
+        return {
+            "auto_renew_consent": "yes",
+            "disclosure_token": form["disclosure_token"].initial,
+            "request_key": form["request_key"].initial,
+        }
+
+    return body
 
 
 #: The signing secret of the Stripe webhook; the tests configure a Stripe gateway with it.
@@ -352,7 +370,13 @@ CASES: dict[str, Case] = {
     "auto_renew_on": Case(
         frozenset({"GET", "POST"}),
         by_id("auto_renew_on", "paused"),
-        body=fresh_consent,
+        body=fresh_consent("paused"),
+        names=BY_ID,
+    ),
+    "accept_new_terms": Case(
+        frozenset({"GET", "POST"}),
+        by_id("accept_new_terms", "repriced"),
+        body=fresh_consent("repriced"),
         names=BY_ID,
     ),
     **_statutory("cancel_contract", "de", "contract"),

@@ -7,48 +7,48 @@ import datetime as dt
 
 import pytest
 from freezegun import freeze_time
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from notifications.backends import locmem
 from notifications.messages import PushMessage, SendResult, SMSMessage
 from notifications.models import Delivery, Device
-from renewals.models import AuditEvent
+from renewals.models import AuditEvent, Subscription
 from renewals.services import (
     cancel_auto_renewal,
     resume_auto_renewal,
     send_confirmation,
     send_pending_confirmations,
-    subscribe,
 )
 from renewals.services.confirmations import confirmation_channels
 
-from .factories import make_evidence, make_subscription, make_terms, make_user
+from .factories import (
+    PHONE,
+    SUBSCRIBED_AT,
+    make_evidence,
+    make_subscription,
+    make_user,
+    subscribe_with_consent,
+)
 from .fakes import RecordingGateway, rolled_back
-from .recipients import RESOLVER
 
 pytestmark = pytest.mark.django_db
 
-PHONE = "+8613812345678"
-START = dt.datetime(2027, 2, 10, 1, tzinfo=dt.UTC)
+START = SUBSCRIBED_AT
 CANCELLED_AT = dt.datetime(2027, 2, 20, 4, tzinfo=dt.UTC)
 
 
 @pytest.fixture(autouse=True)
-def _settings(settings):
-    settings.NOTIFICATIONS = {
-        **settings.NOTIFICATIONS,
-        "RECIPIENT_RESOLVER": RESOLVER,
-        "RATE_LIMIT": None,
-    }
+def _settings(settings: Settings, reachable_users: None) -> None:
     RecordingGateway.install(settings)
 
 
-def subscriber(*, phone: str | None = PHONE, device: bool = True, locale: str = "zh-hans"):
+def subscriber(
+    *, phone: str | None = PHONE, device: bool = True, locale: str = "zh-hans"
+) -> Subscription:
     user = make_user(first_name=phone or "", last_name=locale)
     if device:
         Device.objects.create(user=user, platform="android", provider="fcm", token=f"t{user.pk}")
-    terms = make_terms()
-    with freeze_time(START):
-        return subscribe(user, terms, make_evidence(terms), time_zone="Asia/Shanghai")
+    return subscribe_with_consent(user, at=START)
 
 
 def sms_bodies() -> list[str]:
@@ -69,8 +69,8 @@ def cancelled_event() -> AuditEvent:
     [("zh-hans", "2027年3月10日 09:00"), ("en", "March 10, 2027, 9 a.m.")],
 )
 def test_a_cancel_is_confirmed_once_by_sms_and_push_after_the_commit(
-    django_capture_on_commit_callbacks, locale, when
-):
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks, locale: str, when: str
+) -> None:
     subscription = subscriber(locale=locale)
     with django_capture_on_commit_callbacks(execute=True):
         cancel_auto_renewal(subscription, actor=subscription.user, via="manage_page")
@@ -92,8 +92,8 @@ def test_a_cancel_is_confirmed_once_by_sms_and_push_after_the_commit(
 
 @freeze_time(CANCELLED_AT)
 def test_a_resume_is_confirmed_with_the_next_renewal_and_its_amount(
-    django_capture_on_commit_callbacks,
-):
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     subscription = subscriber()
     cancel_auto_renewal(subscription, actor=None, via="system")
     with django_capture_on_commit_callbacks(execute=True):
@@ -104,7 +104,9 @@ def test_a_resume_is_confirmed_with_the_next_renewal_and_its_amount(
     assert sms == "【Example Plus】您已开通自动续费，将于2027年3月10日 09:00扣费25.00 CNY。"
 
 
-def test_a_cancel_rolled_back_sends_nothing(django_capture_on_commit_callbacks):
+def test_a_cancel_rolled_back_sends_nothing(
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     subscription = subscriber()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         rolled_back(lambda: cancel_auto_renewal(subscription, actor=None, via="system"))
@@ -113,7 +115,7 @@ def test_a_cancel_rolled_back_sends_nothing(django_capture_on_commit_callbacks):
     assert not Delivery.objects.exists()
 
 
-def test_the_repair_sends_a_lost_confirmation_once():
+def test_the_repair_sends_a_lost_confirmation_once() -> None:
     subscription = subscriber()
     with freeze_time(CANCELLED_AT):
         # Not captured: the on-commit task is lost, as with a broker that dropped it.
@@ -129,7 +131,7 @@ def test_the_repair_sends_a_lost_confirmation_once():
     assert len(locmem.outbox) == 2
 
 
-def test_the_repair_looks_back_only_so_far():
+def test_the_repair_looks_back_only_so_far() -> None:
     subscription = subscriber()
     with freeze_time(CANCELLED_AT):
         cancel_auto_renewal(subscription, actor=None, via="system")
@@ -138,8 +140,8 @@ def test_the_repair_looks_back_only_so_far():
 
 
 def test_the_repair_retries_a_confirmation_the_provider_could_not_take(
-    django_capture_on_commit_callbacks,
-):
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     subscription = subscriber(device=False)
     locmem.next_results.append(SendResult.retry("provider_down"))
     with django_capture_on_commit_callbacks(execute=True):
@@ -151,8 +153,9 @@ def test_the_repair_retries_a_confirmation_the_provider_could_not_take(
 
 
 def test_a_user_who_cannot_be_reached_is_logged_and_skipped(
-    django_capture_on_commit_callbacks, caplog
-):
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     subscription = subscriber(phone=None, device=False)
     with django_capture_on_commit_callbacks(execute=True):
         result = cancel_auto_renewal(subscription, actor=None, via="system")
@@ -165,14 +168,17 @@ def test_a_user_who_cannot_be_reached_is_logged_and_skipped(
 
 
 def test_a_user_reachable_on_no_confirmation_channel_is_skipped(
-    django_capture_on_commit_callbacks, settings
-):
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks, settings: Settings
+) -> None:
     settings.RENEWALS = {
         **settings.RENEWALS,
         "POLICIES": {
             "cn-push": {
                 "extends": "cn",
-                "notices": [{"id": "renewal-reminder", "channels": ["push"]}],
+                "notices": [
+                    {"id": "renewal-reminder", "channels": ["push"]},
+                    {"id": "price-change-consent", "channels": ["push"]},
+                ],
             }
         },
     }
@@ -188,12 +194,14 @@ def test_a_user_reachable_on_no_confirmation_channel_is_skipped(
     )
 
 
-def test_the_channels_are_the_packs_notice_channels_else_sms_and_push():
+def test_the_channels_are_the_packs_notice_channels_else_those_it_accepts() -> None:
     assert confirmation_channels(make_subscription(policy="cn")) == ["sms", "push"]
-    assert confirmation_channels(make_subscription(policy="de")) == ["sms", "push"]  # no notices
+    assert confirmation_channels(make_subscription(policy="us-ca")) == ["email", "sms", "push"]
+    no_notices = make_subscription(policy="uk")
+    assert confirmation_channels(no_notices) == ["email", "sms", "push"]
 
 
-def test_only_a_cancel_or_a_resume_has_a_confirmation():
+def test_only_a_cancel_or_a_resume_has_a_confirmation() -> None:
     subscription = subscriber()
     event = AuditEvent.objects.get(subscription=subscription, kind="subscribed")
     with pytest.raises(ValueError, match="has no confirmation"):

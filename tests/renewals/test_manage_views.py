@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Iterator
+from typing import Any
 from unittest import mock
 from zoneinfo import ZoneInfo
 
@@ -14,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.formats import date_format
 from freezegun import freeze_time
+from pytest_django import DjangoAssertNumQueries
 
 from renewals.exceptions import IllegalTransition
 from renewals.forms import ConsentForm
@@ -27,60 +30,59 @@ from renewals.models import (
     Status,
     Subscription,
 )
-from renewals.services import plan_notices, record_consent
+from renewals.types import User
 
-from .factories import make_evidence, make_subscription, make_terms, make_user
+from ..types import ClientResponse
+from .factories import (
+    FIRST_RENEWAL,
+    make_consented_subscription,
+    make_subscription,
+    make_terms,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CONSENTED_AT = dt.datetime(2027, 2, 1, 1, 30, tzinfo=dt.UTC)  # 9:30 a.m. in Shanghai
-RENEWAL = dt.datetime(2027, 3, 10, 9, tzinfo=SHANGHAI)  # 1 a.m. in UTC
+RENEWAL = FIRST_RENEWAL  # 9 a.m. in Shanghai: the shared subscription's, and consenting()'s
 NOW = dt.datetime(2027, 3, 1, 2, tzinfo=dt.UTC)
 MANAGE = reverse("renewals:manage")
 
 
 @pytest.fixture(autouse=True)
-def _now():
+def _now() -> Iterator[None]:
     with freeze_time(NOW):
         yield
 
 
-def consenting(user=None, **fields):
-    """A subscription with auto-renewal on, consent on record and its reminder planned."""
-    with freeze_time(CONSENTED_AT):
-        subscription = make_subscription(
-            user=user, next_renewal_at=RENEWAL, time_zone="Asia/Shanghai", **fields
-        )
-        record_consent(subscription, make_evidence(subscription.terms), actor=subscription.user)
-        plan_notices(subscription)
-    return subscription
+def consenting(user: User | None = None, **fields: Any) -> Subscription:
+    """Another subscription with auto-renewal on, consent on record since ``CONSENTED_AT``
+    and its reminder planned, renewing at ``RENEWAL``."""
+    return make_consented_subscription(
+        at=CONSENTED_AT, user=user, next_renewal_at=RENEWAL, time_zone="Asia/Shanghai", **fields
+    )
 
 
 @pytest.fixture
-def subscription():
-    return consenting()
-
-
-@pytest.fixture
-def owner(client, subscription):
+def owner(client: Client, subscription: Subscription) -> Client:
     client.force_login(subscription.user)
     return client
 
 
 @pytest.fixture
-def switched_off(owner, subscription):
+def switched_off(owner: Client, subscription: Subscription) -> Subscription:
     owner.post(off_url(subscription), follow=True)  # shows, so uses up, its message
     subscription.refresh_from_db()
     assert not subscription.auto_renew
     return subscription
 
 
-def off_url(subscription) -> str:
+def off_url(subscription: Subscription) -> str:
     return reverse("renewals:auto_renew_off", args=[subscription.pk])
 
 
-def on_url(subscription) -> str:
+def on_url(subscription: Subscription) -> str:
     return reverse("renewals:auto_renew_on", args=[subscription.pk])
 
 
@@ -88,11 +90,11 @@ def shown(instant: dt.datetime) -> str:
     return date_format(instant.astimezone(SHANGHAI), "DATETIME_FORMAT")
 
 
-def said(response) -> list[str]:
+def said(response: ClientResponse) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
-def ticked(page, **overrides) -> dict[str, str]:
+def ticked(page: ClientResponse, **overrides: str) -> dict[str, str]:
     """What a browser posts from the consent form ``page`` shows, with the box ticked."""
     form = page.context["form"]
     return {
@@ -103,14 +105,16 @@ def ticked(page, **overrides) -> dict[str, str]:
     }
 
 
-def test_the_default_manage_url_is_this_page():
+def test_the_default_manage_url_is_this_page() -> None:
     assert MANAGE == "/subscriptions/"
     assert manage_url() == "https://shop.example/subscriptions/"
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
 @pytest.mark.parametrize("url", [lambda s: MANAGE, off_url, on_url], ids=["list", "off", "on"])
-def test_every_route_needs_a_login(client, subscription, url, method):
+def test_every_route_needs_a_login(
+    client: Client, subscription: Subscription, url: Callable[[Subscription], str], method: str
+) -> None:
     response = getattr(client, method)(url(subscription))
     assert response.status_code == 302
     assert response.url.startswith("/accounts/login/")
@@ -121,7 +125,9 @@ def test_every_route_needs_a_login(client, subscription, url, method):
 # --- the list ------------------------------------------------------------------------------
 
 
-def test_the_page_shows_each_subscription_with_its_facts(owner, subscription):
+def test_the_page_shows_each_subscription_with_its_facts(
+    owner: Client, subscription: Subscription
+) -> None:
     notice = subscription.notices.get()
     page = owner.get(MANAGE)
 
@@ -132,14 +138,14 @@ def test_the_page_shows_each_subscription_with_its_facts(owner, subscription):
     assert "Next renewal" in page.text
     assert "March 10, 2027, 9 a.m. (Asia/Shanghai)" in page.text  # date and time, in its zone
     assert "You agreed to auto-renewal" in page.text
-    assert "Feb. 1, 2027, 9:30 a.m. (Asia/Shanghai)" in page.text
+    assert "Feb. 10, 2027, 9 a.m. (Asia/Shanghai)" in page.text
     assert f"<td>{shown(notice.send_at)}</td>" in page.text
     assert "<td>Planned</td>" in page.text
     assert "<td>SMS, Push</td>" in page.text
     assert f'action="{off_url(subscription)}"' in page.text
 
 
-def test_reminders_sent_show_when_they_went_out(owner, subscription):
+def test_reminders_sent_show_when_they_went_out(owner: Client, subscription: Subscription) -> None:
     sent_at = dt.datetime(2027, 3, 5, 3, 15, tzinfo=dt.UTC)
     subscription.notices.update(status=NoticeStatus.SENT, sent_at=sent_at)
     page = owner.get(MANAGE)
@@ -147,7 +153,9 @@ def test_reminders_sent_show_when_they_went_out(owner, subscription):
     assert "<td>March 5, 2027, 11:15 a.m.</td>" in page.text
 
 
-def test_the_page_lists_only_the_users_own_subscriptions(owner, subscription):
+def test_the_page_lists_only_the_users_own_subscriptions(
+    owner: Client, subscription: Subscription
+) -> None:
     other = consenting(terms=make_terms(service_name="Somebody Else's Plan"))
     page = owner.get(MANAGE)
     assert list(page.context["subscriptions"]) == [subscription]
@@ -155,14 +163,14 @@ def test_the_page_lists_only_the_users_own_subscriptions(owner, subscription):
     assert off_url(other) not in page.text
 
 
-def test_a_user_without_subscriptions(client):
+def test_a_user_without_subscriptions(client: Client) -> None:
     client.force_login(make_user())
     assert "You have no subscriptions." in client.get(MANAGE).text
 
 
 def test_the_page_does_not_query_once_per_subscription(
-    owner, subscription, django_assert_max_num_queries
-):
+    owner: Client, subscription: Subscription, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     for name in ("Max", "Pro", "Ultra"):
         consenting(user=subscription.user, terms=make_terms(service_name=f"Example {name}"))
     with django_assert_max_num_queries(6):
@@ -170,7 +178,7 @@ def test_the_page_does_not_query_once_per_subscription(
     assert len(page.context["subscriptions"]) == 4
 
 
-def test_an_ended_subscription_offers_no_switch(owner, subscription):
+def test_an_ended_subscription_offers_no_switch(owner: Client, subscription: Subscription) -> None:
     subscription.transition_to(Status.CANCELED, auto_renew=False)
     page = owner.get(MANAGE)
     assert "<dd>Ended</dd>" in page.text
@@ -188,22 +196,26 @@ LAST_INSTANT = dt.datetime(2027, 3, 6, 23, 59, 59, tzinfo=BERLIN)
 PERIOD_OVER = dt.datetime(2027, 3, 7, tzinfo=BERLIN)
 
 
-def contract(user, policy, **fields):
+def contract(user: User, policy: str, **fields: Any) -> Subscription:
     terms = make_terms(service_name="Streamo", currency="EUR", locale="en")
     return make_subscription(user, terms, policy=policy, time_zone="Europe/Berlin", **fields)
 
 
-def links(page, url: str, label: str) -> bool:
+def links(page: ClientResponse, url: str, label: str) -> bool:
     """Whether ``page`` links to exactly ``url``, labelled ``label``."""
     return bool(re.search(rf'<a [^>]*href="{re.escape(url)}"[^>]*>{label}</a>', page.text))
 
 
-def test_each_subscription_shows_its_contract_number(owner, subscription):
+def test_each_subscription_shows_its_contract_number(
+    owner: Client, subscription: Subscription
+) -> None:
     page = owner.get(MANAGE)
     assert re.search(rf"<dt>Contract number</dt>\s*<dd>{subscription.pk}</dd>", page.text)
 
 
-def test_a_de_contract_links_to_the_cancellation_button_with_it_preselected(owner, subscription):
+def test_a_de_contract_links_to_the_cancellation_button_with_it_preselected(
+    owner: Client, subscription: Subscription
+) -> None:
     de = contract(subscription.user, "de")
     page = owner.get(MANAGE)
 
@@ -215,7 +227,9 @@ def test_a_de_contract_links_to_the_cancellation_button_with_it_preselected(owne
     assert confirm.context["form"]["contract"].value() == de.pk
 
 
-def test_the_cancellation_button_stays_once_auto_renewal_is_off(owner, subscription):
+def test_the_cancellation_button_stays_once_auto_renewal_is_off(
+    owner: Client, subscription: Subscription
+) -> None:
     contract(subscription.user, "de", auto_renew=False)
     page = owner.get(MANAGE)
 
@@ -226,8 +240,8 @@ def test_the_cancellation_button_stays_once_auto_renewal_is_off(owner, subscript
 
 @pytest.mark.parametrize(("at", "offered"), [(LAST_INSTANT, True), (PERIOD_OVER, False)])
 def test_an_eu_contract_links_to_the_withdrawal_function_inside_its_period(
-    owner, subscription, at, offered
-):
+    owner: Client, subscription: Subscription, at: dt.datetime, offered: bool
+) -> None:
     with freeze_time(CONCLUDED):
         eu = contract(subscription.user, "eu")
     with freeze_time(at):
@@ -241,7 +255,7 @@ def test_an_eu_contract_links_to_the_withdrawal_function_inside_its_period(
 # --- off: one POST -------------------------------------------------------------------------
 
 
-def test_one_post_switches_auto_renewal_off(owner, subscription):
+def test_one_post_switches_auto_renewal_off(owner: Client, subscription: Subscription) -> None:
     response = owner.post(off_url(subscription), follow=True)
 
     assert response.redirect_chain == [(MANAGE, 302)]
@@ -260,33 +274,35 @@ def test_one_post_switches_auto_renewal_off(owner, subscription):
     assert event.actor == f"user:{subscription.user.pk}"
 
 
-def test_switching_off_twice_changes_nothing_more(owner, switched_off):
+def test_switching_off_twice_changes_nothing_more(
+    owner: Client, switched_off: Subscription
+) -> None:
     events = AuditEvent.objects.count()
     response = owner.post(off_url(switched_off), follow=True)
     assert said(response) == ["Auto-renewal of Example Plus was already off."]
     assert AuditEvent.objects.count() == events
 
 
-def test_switching_off_without_a_next_renewal_says_only_that(client):
+def test_switching_off_without_a_next_renewal_says_only_that(client: Client) -> None:
     subscription = make_subscription(next_renewal_at=None)
     client.force_login(subscription.user)
     response = client.post(off_url(subscription), follow=True)
     assert said(response) == ["Auto-renewal of Example Plus is off."]
 
 
-def test_get_on_the_off_route_is_405(owner, subscription):
+def test_get_on_the_off_route_is_405(owner: Client, subscription: Subscription) -> None:
     assert owner.get(off_url(subscription)).status_code == 405
     subscription.refresh_from_db()
     assert subscription.auto_renew
 
 
 @pytest.mark.parametrize("method", ["put", "delete", "patch"])
-def test_other_methods_are_405(owner, subscription, method):
+def test_other_methods_are_405(owner: Client, subscription: Subscription, method: str) -> None:
     assert getattr(owner, method)(on_url(subscription)).status_code == 405
     assert getattr(owner, method)(MANAGE).status_code == 405
 
 
-def test_a_post_without_the_csrf_token_is_403(subscription):
+def test_a_post_without_the_csrf_token_is_403(subscription: Subscription) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(subscription.user)
     assert client.post(off_url(subscription)).status_code == 403
@@ -302,7 +318,9 @@ def test_a_post_without_the_csrf_token_is_403(subscription):
     [("post", off_url), ("get", on_url), ("post", on_url)],
     ids=["off", "on-page", "on"],
 )
-def test_another_users_subscription_is_404_on_every_route(client, method, url):
+def test_another_users_subscription_is_404_on_every_route(
+    client: Client, method: str, url: Callable[[Subscription], str]
+) -> None:
     theirs = consenting(auto_renew=False)
     client.force_login(make_user())
     page = getattr(client, method)(url(theirs), {"auto_renew_consent": "yes"})
@@ -316,7 +334,9 @@ def test_another_users_subscription_is_404_on_every_route(client, method, url):
 # --- on again, with fresh consent --------------------------------------------------------------
 
 
-def test_the_on_page_shows_the_current_terms_and_an_unticked_box(owner, switched_off):
+def test_the_on_page_shows_the_current_terms_and_an_unticked_box(
+    owner: Client, switched_off: Subscription
+) -> None:
     page = owner.get(on_url(switched_off))
 
     assert page.status_code == 200
@@ -334,7 +354,7 @@ def test_the_on_page_shows_the_current_terms_and_an_unticked_box(owner, switched
     assert page.text.count('name="csrfmiddlewaretoken"') == 1
 
 
-def test_switching_on_records_fresh_consent(owner, switched_off):
+def test_switching_on_records_fresh_consent(owner: Client, switched_off: Subscription) -> None:
     page = owner.get(on_url(switched_off))
     response = owner.post(on_url(switched_off), ticked(page), follow=True)
 
@@ -353,7 +373,7 @@ def test_switching_on_records_fresh_consent(owner, switched_off):
     assert event.actor == f"user:{switched_off.user.pk}"
 
 
-def price_change(subscription) -> RenewalTerms:
+def price_change(subscription: Subscription) -> RenewalTerms:
     """Set a dearer price for the subscription's next renewal; return its terms."""
     dearer = make_terms(
         amount="30.00",
@@ -363,7 +383,9 @@ def price_change(subscription) -> RenewalTerms:
     return dearer
 
 
-def test_with_a_new_price_pending_switching_on_is_consent_to_it(owner, switched_off):
+def test_with_a_new_price_pending_switching_on_is_consent_to_it(
+    owner: Client, switched_off: Subscription
+) -> None:
     dearer = price_change(switched_off)
     page = owner.get(on_url(switched_off))
 
@@ -378,7 +400,9 @@ def test_with_a_new_price_pending_switching_on_is_consent_to_it(owner, switched_
     assert "Price: 30.00 CNY per month" in fresh.disclosure_text
 
 
-def test_a_new_price_set_while_the_on_page_is_open_is_asked_about_again(owner, switched_off):
+def test_a_new_price_set_while_the_on_page_is_open_is_asked_about_again(
+    owner: Client, switched_off: Subscription
+) -> None:
     page = owner.get(on_url(switched_off))
     price_change(switched_off)
     response = owner.post(on_url(switched_off), ticked(page))
@@ -391,7 +415,9 @@ def test_a_new_price_set_while_the_on_page_is_open_is_asked_about_again(owner, s
 
 
 @pytest.mark.parametrize("value", ["", "on", "0", "off", "no", "false", "true", "1"])
-def test_switching_on_without_the_box_ticked_is_refused(owner, switched_off, value):
+def test_switching_on_without_the_box_ticked_is_refused(
+    owner: Client, switched_off: Subscription, value: str
+) -> None:
     page = owner.get(on_url(switched_off))
     response = owner.post(on_url(switched_off), ticked(page, auto_renew_consent=value))
 
@@ -402,7 +428,9 @@ def test_switching_on_without_the_box_ticked_is_refused(owner, switched_off, val
     assert not switched_off.consents.filter(revoked_at__isnull=True).exists()
 
 
-def test_switching_on_with_a_tampered_disclosure_is_refused(owner, switched_off):
+def test_switching_on_with_a_tampered_disclosure_is_refused(
+    owner: Client, switched_off: Subscription
+) -> None:
     page = owner.get(on_url(switched_off))
     data = ticked(page, disclosure_token=ticked(page)["disclosure_token"][:-2] + "xx")
     response = owner.post(on_url(switched_off), data)
@@ -413,7 +441,9 @@ def test_switching_on_with_a_tampered_disclosure_is_refused(owner, switched_off)
     assert not switched_off.auto_renew
 
 
-def test_switching_on_a_second_time_needs_no_new_consent(owner, switched_off):
+def test_switching_on_a_second_time_needs_no_new_consent(
+    owner: Client, switched_off: Subscription
+) -> None:
     page = owner.get(on_url(switched_off))
     owner.post(on_url(switched_off), ticked(page), follow=True)
     response = owner.post(on_url(switched_off), ticked(page), follow=True)
@@ -422,7 +452,9 @@ def test_switching_on_a_second_time_needs_no_new_consent(owner, switched_off):
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_an_ended_subscription_cannot_be_switched_on(owner, switched_off, method):
+def test_an_ended_subscription_cannot_be_switched_on(
+    owner: Client, switched_off: Subscription, method: str
+) -> None:
     switched_off.transition_to(Status.EXPIRED)
     response = getattr(owner, method)(
         on_url(switched_off), {"auto_renew_consent": "yes"}, follow=True
@@ -435,7 +467,9 @@ def test_an_ended_subscription_cannot_be_switched_on(owner, switched_off, method
     assert not switched_off.auto_renew
 
 
-def test_a_subscription_that_ends_while_the_page_is_open_cannot_be_switched_on(owner, switched_off):
+def test_a_subscription_that_ends_while_the_page_is_open_cannot_be_switched_on(
+    owner: Client, switched_off: Subscription
+) -> None:
     page = owner.get(on_url(switched_off))
     ended = IllegalTransition(Status.EXPIRED, "auto-renewal on")
     with mock.patch("renewals.views.manage.resume_auto_renewal", side_effect=ended):
@@ -445,10 +479,70 @@ def test_a_subscription_that_ends_while_the_page_is_open_cannot_be_switched_on(o
     ]
 
 
-def test_switching_on_without_the_csrf_token_is_403(switched_off):
+def test_switching_on_without_the_csrf_token_is_403(switched_off: Subscription) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(switched_off.user)
     page = client.get(on_url(switched_off))
     assert client.post(on_url(switched_off), ticked(page)).status_code == 403
     switched_off.refresh_from_db()
     assert not switched_off.auto_renew
+
+
+# --- agreeing to a new price while auto-renewal stays on ----------------------------------------
+
+
+def new_price_url(subscription: Subscription) -> str:
+    return reverse("renewals:accept_new_terms", args=[subscription.pk])
+
+
+def test_a_higher_price_awaiting_consent_is_offered_on_the_manage_page(
+    owner: Client, subscription: Subscription
+) -> None:
+    assert new_price_url(subscription) not in owner.get(MANAGE).text
+    price_change(subscription)
+    page = owner.get(MANAGE)
+    assert f'href="{new_price_url(subscription)}"' in page.text
+    assert "Agree to the new price" in page.text
+
+
+def test_agreeing_to_the_new_price_records_consent_to_the_new_terms(
+    owner: Client, subscription: Subscription
+) -> None:
+    dearer = price_change(subscription)
+    page = owner.get(new_price_url(subscription))
+
+    assert page.context["form"].terms == dearer
+    assert "The price changes from 25.00 CNY per month to 30.00 CNY per month." in page.text
+    assert "First renewal: March 10, 2027 (Asia/Shanghai time)." in page.text
+    response = owner.post(new_price_url(subscription), ticked(page), follow=True)
+
+    assert response.redirect_chain == [(MANAGE, 302)]
+    assert said(response) == ["You agreed to the new price of Example Plus: 30.00 CNY per month."]
+    fresh = subscription.consents.get(terms_hash=dearer.content_hash)
+    assert (fresh.form_id, fresh.granted_at, fresh.revoked_at) == (
+        "renewals:accept_new_terms",
+        NOW,
+        None,
+    )
+    assert new_price_url(subscription) not in response.text
+    again = owner.get(new_price_url(subscription), follow=True)
+    assert said(again) == ["Example Plus has no new price to agree to."]
+
+
+def test_agreeing_to_the_new_price_without_the_box_ticked_is_refused(
+    owner: Client, subscription: Subscription
+) -> None:
+    dearer = price_change(subscription)
+    page = owner.get(new_price_url(subscription))
+    response = owner.post(new_price_url(subscription), ticked(page, auto_renew_consent=""))
+    assert response.status_code == 200
+    assert not subscription.consents.filter(terms_hash=dearer.content_hash).exists()
+
+
+def test_with_auto_renewal_off_the_new_price_is_agreed_to_by_switching_it_on(
+    owner: Client, switched_off: Subscription
+) -> None:
+    price_change(switched_off)
+    response = owner.get(new_price_url(switched_off))
+    assert response.status_code == 302
+    assert response["Location"] == on_url(switched_off)

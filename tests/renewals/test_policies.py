@@ -11,12 +11,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import override_settings
 from freezegun import freeze_time
 from pydantic import BaseModel, create_model
 
 from notifications.message_templates import register
 from renewals.exceptions import PolicyError, UnknownPolicy
+from renewals.models import RenewalTerms
 from renewals.notice_messages import REMINDER, ReminderFields, reminder
 from renewals.policies import (
     Applicability,
@@ -24,12 +26,15 @@ from renewals.policies import (
     CancellationRules,
     Channel,
     ConsentRules,
+    FreshConsent,
     GateRemedy,
     NoticeRule,
     PackStatus,
+    PriceChangeRules,
     RenewalContext,
     RetentionRules,
     RulePack,
+    ShortFirstTerm,
     available_packs,
     builtin_packs,
     get_pack,
@@ -37,6 +42,8 @@ from renewals.policies import (
     resolve_policy,
 )
 from renewals.policies.checks import check_policies
+from renewals.policies.offers import never_compliant, shortest_term_days
+from renewals.types import User
 
 BUILTIN_CODES = {"cn", "us-ca", "de", "eu", "uk", "fr", "us-ftc"}
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "rule-packs.md"
@@ -46,22 +53,26 @@ def renewals(**values: Any) -> override_settings:
     return override_settings(RENEWALS=values)
 
 
-def check_ids() -> list[str]:
+def check_ids() -> list[str | None]:
     return [message.id for message in check_policies()]
 
 
-def resolve_to_de(user: object, terms: object) -> str:
+def resolve_to_de(user: User, terms: RenewalTerms) -> str:
     return "de"
 
 
-def resolve_to_nowhere(user: object, terms: object) -> str:
+def resolve_to_nowhere(user: User, terms: RenewalTerms) -> str:
     return "atlantis"
 
 
 def ctx(
-    term_days: int = 30, ends_trial: bool = False, trial_days: int = 0, price_change: bool = False
+    term_days: int = 30,
+    ends_trial: bool = False,
+    trial_days: int = 0,
+    price_change: bool = False,
+    price_increase: bool = False,
 ) -> RenewalContext:
-    return RenewalContext(term_days, ends_trial, trial_days, price_change)
+    return RenewalContext(term_days, ends_trial, trial_days, price_change, price_increase)
 
 
 # Built-in packs
@@ -176,7 +187,7 @@ def test_cancellation_flows() -> None:
     assert de.labels == {"start": "Verträge hier kündigen", "confirm": "jetzt kündigen"}
     assert not de.login_required
     assert (eu.flow, eu.withdrawal_days) == (CancellationFlow.WITHDRAWAL, 14)
-    assert get_pack("de").notices == ()
+    assert get_pack("de").notices_for(ctx()) == ()  # no reminder before a renewal
 
 
 def test_fr_lapses_without_notice() -> None:
@@ -219,7 +230,7 @@ def test_extends_deep_merges_over_the_parent() -> None:
         pack = get_pack("cn-push")
     cn = get_pack("cn")
     assert (pack.code, pack.title, pack.sources) == ("cn-push", "China, push only", cn.sources)
-    reminder, heads_up = pack.notices
+    reminder, _consent_request, heads_up = pack.notices
     assert reminder.channels == (Channel.PUSH,)
     assert (reminder.earliest_days_before, reminder.latest_days_before) == (10, 5)
     assert reminder.required_fields == cn.notices[0].required_fields
@@ -263,21 +274,25 @@ def test_invalid_settings_pack_raises_policy_error() -> None:
         available_packs()
 
 
+#: A user and terms (not saved): the resolvers here do not look at them.
+USER, TERMS = get_user_model()(username="ann"), RenewalTerms()
+
+
 def test_resolve_default_policy() -> None:
-    assert resolve_default_policy(None, None) == "cn"
+    assert resolve_default_policy(USER, TERMS) == "cn"
     with renewals(DEFAULT_POLICY="de"):
-        assert resolve_default_policy(None, None) == "de"
-        assert resolve_policy(None, None) == "de"
+        assert resolve_default_policy(USER, TERMS) == "de"
+        assert resolve_policy(USER, TERMS) == "de"
 
 
 def test_resolve_policy_uses_the_configured_resolver() -> None:
     with renewals(POLICY_RESOLVER=f"{__name__}.resolve_to_de"):
-        assert resolve_policy(object(), object()) == "de"
+        assert resolve_policy(USER, TERMS) == "de"
     with (
         renewals(POLICY_RESOLVER=f"{__name__}.resolve_to_nowhere"),
         pytest.raises(UnknownPolicy, match="atlantis"),
     ):
-        resolve_policy(None, None)
+        resolve_policy(USER, TERMS)
 
 
 # System checks
@@ -395,7 +410,7 @@ def test_e003_names_each_weakening() -> None:
     for part in (
         "later than the 15 days",
         "earlier than the 45 days",
-        "drops the channels sms",
+        "drops the channels email, sms",
         "min_term_days=400 (built-in: 365)",
     ):
         assert part in text
@@ -422,20 +437,21 @@ def reminder_without_cancel_url() -> Iterator[None]:
 
 def test_e005_rule_requires_a_field_the_reminder_lacks() -> None:
     cn_fields = list(builtin_packs()["cn"].notices[0].required_fields)
-    notice = {"id": "renewal-reminder", "required_fields": [*cn_fields, "new_amount"]}
+    notice = {"id": "renewal-reminder", "required_fields": [*cn_fields, "consent_url"]}
     with renewals(POLICIES={"cn-price": {"extends": "cn", "notices": [notice]}}):
         (message,) = check_policies()
     assert message.id == "renewals.E005"
     assert "'renewal-reminder' of rule pack 'cn-price'" in message.msg
-    assert "new_amount" in message.msg
+    assert "consent_url" in message.msg
     assert REMINDER in message.msg
 
 
 def test_e005_reminder_template_lacks_a_builtin_field(reminder_without_cancel_url: None) -> None:
     messages = check_policies()
     assert {m.id for m in messages} == {"renewals.E005"}
-    # One per notice rule of every pack: cn 1, fr 1, us-ca 3.
-    assert len(messages) == 5
+    # One per notice rule sent with the reminder: cn 1, fr 1, us-ca 2 (not their price-change
+    # rules, which have templates of their own).
+    assert len(messages) == 4
     assert all("cancel_url" in m.msg for m in messages)
 
 
@@ -471,13 +487,21 @@ def test_docs_tables_match_the_packs() -> None:
     for code, pack in builtin_packs().items():
         section = sections[code]
         assert f"| gate remedy | {pack.gate_remedy.value}" in section, code
+        assert f"| first renewal too soon | {pack.short_first_term.value}" in section, code
+        fresh_consent = {
+            FreshConsent.NEVER: "fresh consent",  # "no fresh consent", "never fresh consent"
+            FreshConsent.ON_INCREASE: "| price change | fresh consent on an increase",
+            FreshConsent.ON_ANY_CHANGE: "| price change | fresh consent on any change",
+        }[pack.price_change.fresh_consent]
+        assert fresh_consent in section, code
         assert f"| status | {pack.status.value}" in section, code
         for source in pack.sources:
             assert source.citation in section, (code, source.citation)
         rows = re.findall(r"^\| notice `([a-z0-9-]+)` \| (.*)$", section, re.M)
         assert [rule_id for rule_id, _ in rows] == [rule.id for rule in pack.notices], code
         for (_, row), rule in zip(rows, pack.notices, strict=True):
-            window = f"{rule.earliest_days_before} to {rule.latest_days_before} days before"
+            days = "calendar days" if rule.day_count == "calendar" else "days"
+            window = f"{rule.earliest_days_before} to {rule.latest_days_before} {days} before"
             assert window in row, (code, rule.id)
             assert " + ".join(rule.channels) in row, (code, rule.id)
 
@@ -489,6 +513,7 @@ def test_docs_say_what_enforces_every_pack_field() -> None:
     nested: dict[str, type[BaseModel]] = {
         "consent": ConsentRules,
         "notices": NoticeRule,
+        "price_change": PriceChangeRules,
         "cancellation": CancellationRules,
         "retention": RetentionRules,
     }
@@ -549,3 +574,246 @@ def test_e003_waiting_for_receipts_may_not_be_dropped() -> None:
     ((problem, _hint),) = _weakenings(accepts, waits)
     assert "waits for a delivery receipt" in problem
     assert _weakenings(waits, accepts) == []
+
+
+# Calendar days, price changes, a first renewal too soon
+
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")
+
+
+def calendar_rule(earliest: int, latest: int) -> NoticeRule:
+    return NoticeRule(
+        id="calendar",
+        title="Calendar",
+        source="x",
+        earliest_days_before=earliest,
+        latest_days_before=latest,
+        channels=(Channel.SMS,),
+        day_count="calendar",
+    )
+
+
+def test_a_calendar_window_is_whole_local_days_in_the_zone_given() -> None:
+    renewal = dt.datetime(2027, 3, 20, 7, 30, tzinfo=dt.UTC)  # 00:30 in Los Angeles (PDT)
+    opens, closes = calendar_rule(45, 15).window(renewal, LOS_ANGELES)
+    assert opens == dt.datetime(2027, 2, 3, tzinfo=LOS_ANGELES)  # PST
+    assert closes == dt.datetime(2027, 3, 6, tzinfo=LOS_ANGELES) - dt.timedelta(microseconds=1)
+    assert (opens.tzinfo, closes.tzinfo) == (dt.UTC, dt.UTC)  # in renewal_at's zone
+    # Without a zone, renewal_at's own: here UTC days.
+    opens, _ = calendar_rule(45, 15).window(renewal)
+    assert opens == dt.datetime(2027, 2, 3, tzinfo=dt.UTC)
+
+
+def test_a_calendar_window_never_closes_after_the_renewal() -> None:
+    renewal = dt.datetime(2027, 3, 20, 9, tzinfo=LOS_ANGELES)
+    assert calendar_rule(3, 0).window(renewal)[1] == renewal
+
+
+def test_a_calendar_window_where_the_clocks_skip_midnight() -> None:
+    # Santiago moved its clocks from 00:00 to 01:00 on 2027-09-05: that day starts at 01:00.
+    santiago = ZoneInfo("America/Santiago")
+    opens, _ = calendar_rule(5, 1).window(dt.datetime(2027, 9, 10, 12, tzinfo=santiago))
+    assert opens.astimezone(santiago) == dt.datetime(2027, 9, 5, 1, tzinfo=santiago)
+
+
+@pytest.mark.parametrize(
+    ("after_local", "earliest_local"),
+    [
+        # 15 x 24 hours after 00:30 on 11-01, across the clocks going back on 11-07, is 23:30
+        # on 11-15: the 14th local day. The earliest renewal is the start of the 15th.
+        (dt.datetime(2027, 11, 1, 0, 30), dt.datetime(2027, 11, 16)),
+        # Without a change between, 15 x 24 hours on: the same time on the 15th day.
+        (dt.datetime(2027, 10, 1, 9), dt.datetime(2027, 10, 16, 9)),
+    ],
+)
+def test_earliest_renewal_counts_calendar_days(
+    after_local: dt.datetime, earliest_local: dt.datetime
+) -> None:
+    rule = calendar_rule(45, 15)
+    after = after_local.replace(tzinfo=LOS_ANGELES)
+    earliest = rule.earliest_renewal(after, LOS_ANGELES)
+    assert earliest == earliest_local.replace(tzinfo=LOS_ANGELES)
+    assert rule.window(earliest, LOS_ANGELES)[1] >= after
+    hours_later = after.astimezone(dt.UTC) + dt.timedelta(days=15)
+    assert (rule.window(hours_later, LOS_ANGELES)[1] >= after) is (earliest == hours_later)
+    elapsed = rule.model_copy(update={"day_count": "elapsed"})
+    assert elapsed.earliest_renewal(after, LOS_ANGELES) == hours_later
+
+
+def test_us_ca_counts_calendar_days_and_others_elapsed_days() -> None:
+    for code, pack in builtin_packs().items():
+        expected = "calendar" if code == "us-ca" else "elapsed"
+        assert {rule.day_count for rule in pack.notices} <= {expected}, code
+
+
+@pytest.mark.parametrize(
+    ("fresh_consent", "change", "increase", "required"),
+    [
+        ("never", True, True, False),
+        ("on_increase", True, True, True),
+        ("on_increase", True, False, False),
+        ("on_any_change", True, False, True),
+        ("on_any_change", False, False, False),
+    ],
+)
+def test_which_price_changes_need_fresh_consent(
+    fresh_consent: str, change: bool, increase: bool, required: bool
+) -> None:
+    rules = PriceChangeRules.model_validate({"fresh_consent": fresh_consent, "source": "x"})
+    assert rules.requires_consent(ctx(price_change=change, price_increase=increase)) is required
+
+
+def test_the_price_change_rules_of_the_builtin_packs() -> None:
+    packs = builtin_packs()
+    fresh = {code: pack.price_change.fresh_consent for code, pack in packs.items()}
+    assert fresh == {
+        "cn": FreshConsent.ON_INCREASE,
+        "de": FreshConsent.ON_INCREASE,
+        "eu": FreshConsent.ON_INCREASE,
+        "fr": FreshConsent.ON_INCREASE,
+        "uk": FreshConsent.ON_INCREASE,
+        "us-ca": FreshConsent.NEVER,
+        "us-ftc": FreshConsent.NEVER,
+    }
+    assert {pack.price_change.without_consent for pack in packs.values()} == {GateRemedy.LAPSE}
+    for code in ("cn", "de", "eu", "fr"):
+        (request,) = packs[code].notices_for(ctx(price_change=True, price_increase=True))[-1:]
+        assert (request.id, request.message) == (
+            "price-change-consent",
+            "renewals.price_change_consent",
+        )
+        assert "consent_url" in request.required_fields
+        assert packs[code].notices_for(ctx(price_change=True)) == packs[code].notices_for(ctx())
+    (notice,) = packs["us-ca"].notices_for(ctx(price_change=True))
+    assert (notice.message, notice.day_count) == ("renewals.price_change", "calendar")
+    assert {"previous_amount", "amount", "cancel_url"} <= set(notice.required_fields)
+    assert {pack.short_first_term for pack in packs.values()} == {ShortFirstTerm.REFUSE}
+
+
+def test_us_ca_the_end_of_a_short_trial_is_no_annual_renewal() -> None:
+    pack = get_pack("us-ca")
+    assert pack.notices_for(ctx(term_days=365, ends_trial=True, trial_days=10)) == ()
+    (rule,) = pack.notices_for(ctx(term_days=365))
+    assert rule.id == "annual-term-renewal"
+
+
+@pytest.mark.parametrize(
+    ("price_change", "error"),
+    [
+        ({"fresh_consent": "on_increase"}, "needs the price_change.source"),
+        ({"fresh_consent": "never", "source": "Nowhere Act"}, "'Nowhere Act', which is not in"),
+        ({"fresh_consent": "sometimes", "source": "x"}, "fresh_consent"),
+        ({"without_consent": "charge", "source": "x"}, "without_consent"),
+    ],
+)
+def test_price_change_rules_are_validated(price_change: dict[str, Any], error: str) -> None:
+    extra = {"x": {"extends": "us-ftc", "price_change": price_change}}
+    with renewals(POLICIES=extra), pytest.raises(PolicyError, match=error):
+        get_pack("x")
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ({"price_change": {"fresh_consent": "never"}}, "lowers price_change.fresh_consent"),
+        ({"price_change": {"fresh_consent": "on_any_change"}}, None),
+        ({"price_change": {"without_consent": "defer"}}, None),
+        ({"short_first_term": "defer"}, None),
+    ],
+)
+def test_e003_fresh_consent_may_only_be_asked_for_more_often(
+    override: dict[str, Any], problem: str | None
+) -> None:
+    with renewals(POLICIES={"cn-x": {"extends": "cn", **override}}):
+        messages = check_policies()
+    if problem is None:
+        assert messages == []
+    else:
+        assert [m.id for m in messages] == ["renewals.E003"]
+        assert problem in messages[0].msg
+
+
+def test_e003_a_rule_counting_other_days_than_the_builtin() -> None:
+    notice = {"id": "annual-term-renewal", "day_count": "elapsed"}
+    with renewals(POLICIES={"us-ca": {"extends": "us-ca", "notices": [notice]}}):
+        (message,) = check_policies()
+    assert message.id == "renewals.E003"
+    assert "as elapsed days, where the built-in rule counts calendar days" in message.msg
+
+
+def test_e005_a_rule_names_a_template_nobody_registered() -> None:
+    notice = {"id": "renewal-reminder", "message": "shop.reminder"}
+    with renewals(POLICIES={"cn-x": {"extends": "cn", "notices": [notice]}}):
+        (message,) = check_policies()
+    assert message.id == "renewals.E005"
+    assert "'shop.reminder', which is not registered" in message.msg
+
+
+def test_e005_a_template_asks_for_a_field_no_notice_fills() -> None:
+    fields = create_model("Greedy", service_name=(str, ...), loyalty_points=(str, ...))
+    register(dataclasses.replace(reminder, key="shop.greedy", fields=fields, providers={}))
+    notice = {"id": "renewal-reminder", "message": "shop.greedy", "required_fields": []}
+    with renewals(POLICIES={"cn-x": {"extends": "cn", "notices": [notice]}}):
+        messages = check_policies()
+    assert [m.id for m in messages] == ["renewals.E003", "renewals.E005"]
+    assert "fields loyalty_points no notice fills" in messages[1].msg
+
+
+@pytest.mark.parametrize(
+    ("interval", "count", "days"),
+    [("day", 6, 6), ("week", 1, 7), ("month", 1, 28), ("month", 3, 89), ("year", 1, 365)],
+)
+def test_shortest_term_days(interval: str, count: int, days: int) -> None:
+    assert shortest_term_days(interval, count) == days
+
+
+@pytest.mark.parametrize(
+    ("code", "interval", "count", "trial_days", "problems"),
+    [
+        ("cn", "month", 1, 7, []),
+        ("cn", "month", 1, 5, ["its free trial of 5 days ends too soon for notice"]),
+        ("cn", "day", 6, 0, []),  # 6 days: the reminder 24 hours after the last renewal
+        ("cn", "day", 5, 0, ["renewals come every 5 days, too soon for notice"]),
+        ("fr", "month", 1, 0, ["renewals come every 28 days, too soon for notice"]),
+        ("fr", "year", 1, 0, []),
+        ("us-ca", "year", 1, 10, []),
+        ("de", "day", 1, 1, []),
+    ],
+)
+def test_offers_that_can_never_renew_lawfully(
+    code: str, interval: str, count: int, trial_days: int, problems: list[str]
+) -> None:
+    found = never_compliant(get_pack(code), interval, count, trial_days, margin_hours=24)
+    assert len(found) == len(problems)
+    for text, problem in zip(found, problems, strict=True):
+        assert text.startswith(problem)
+
+
+def test_a_pack_deferring_a_short_first_term_accepts_a_short_trial() -> None:
+    with renewals(POLICIES={"cn-x": {"extends": "cn", "short_first_term": "defer"}}):
+        assert never_compliant(get_pack("cn-x"), "month", 1, 3, margin_hours=24) == []
+
+
+@pytest.mark.django_db
+def test_w002_names_the_offers_in_use_that_can_never_renew_lawfully() -> None:
+    from renewals.checks import check_offers
+
+    from .factories import make_subscription, make_terms
+
+    three_day_trial = make_terms(trial_days=3)  # unused: the default pack, cn
+    daily = make_terms(interval="day", service_name="Daily")
+    make_subscription(terms=daily, policy="de")  # no reminder under de
+    monthly_fr = make_terms(currency="EUR", service_name="Mensuel")
+    make_subscription(terms=monthly_fr, policy="fr", time_zone="Europe/Paris")
+    ended = make_terms(interval="day", service_name="Ended")
+    make_subscription(terms=ended, status="canceled", auto_renew=False)
+
+    assert check_offers(databases=None) == []  # a database check: only when asked for
+    messages = check_offers(databases=["default"])
+
+    assert [(m.id, m.obj) for m in messages] == [
+        ("renewals.W002", three_day_trial),
+        ("renewals.W002", monthly_fr),
+    ]
+    assert "under rule pack 'cn': its free trial of 3 days" in messages[0].msg
+    assert "under rule pack 'fr': renewals come every 28 days" in messages[1].msg

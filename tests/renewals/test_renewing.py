@@ -4,35 +4,45 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.db import connection
 from freezegun import freeze_time
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from notifications.backends import locmem
 from notifications.messages import SendResult, SMSMessage
 from renewals.exceptions import GatewayError
-from renewals.models import AuditEvent, Consent, NoticeStatus, RenewalNotice, Status
+from renewals.gateways.base import Period
+from renewals.models import AuditEvent, NoticeStatus, RenewalNotice, Status, Subscription
 from renewals.services import (
     RenewalRun,
     cancel_auto_renewal,
     plan_notices,
     run_due_renewals,
-    subscribe,
 )
 from renewals.services.sweep import send_due_notices
 from renewals.signals import renewal_held
 from tests.concurrency import run_concurrently
 
-from .factories import make_evidence, make_subscription, make_terms, make_user
+from .factories import (
+    FIRST_RENEWAL,
+    PHONE,
+    SUBSCRIBED_AT,
+    make_subscription,
+    make_terms,
+    make_user,
+    revoke_consent,
+    subscribe_with_consent,
+)
 from .fakes import RecordingGateway
-from .recipients import RESOLVER
 
 pytestmark = pytest.mark.django_db
 
-PHONE = "+8613812345678"
-START = dt.datetime(2027, 2, 10, 1, tzinfo=dt.UTC)  # 09:00 in Shanghai
-RENEWAL = dt.datetime(2027, 3, 10, 1, tzinfo=dt.UTC)  # one month on
+START = SUBSCRIBED_AT  # 09:00 in Shanghai
+RENEWAL = FIRST_RENEWAL  # one month on
 NEXT_RENEWAL = dt.datetime(2027, 4, 10, 1, tzinfo=dt.UTC)
 #: cn: the notice's window closes 5 days before; a deferred renewal comes that long plus the
 #: 24 hours' retry margin after the run that deferred it.
@@ -40,35 +50,24 @@ DEFERRED = RENEWAL + dt.timedelta(days=6)
 LAPSING_PACK = {"cn-lapse": {"extends": "cn", "gate_remedy": "lapse"}}
 
 
-@pytest.fixture
-def gateway(settings):
-    settings.NOTIFICATIONS = {
-        **settings.NOTIFICATIONS,
-        "RECIPIENT_RESOLVER": RESOLVER,
-        "RATE_LIMIT": None,
-    }
+@pytest.fixture(autouse=True)
+def gateway(settings: Settings, reachable_users: None) -> type[RecordingGateway]:
+    """Every subscription here is billed by the recording gateway, installed before any is
+    started, and its reminders reach the test resolver's users."""
     return RecordingGateway.install(settings, POLICIES=LAPSING_PACK, BASE_URL="https://example.com")
 
 
-def subscriber(policy: str = "cn", **terms):
-    terms = make_terms(**terms)
-    with freeze_time(START):
-        return subscribe(
-            make_user(first_name=PHONE, last_name="zh-hans"),
-            terms,
-            make_evidence(terms),
-            time_zone="Asia/Shanghai",
-            policy=policy,
-        )
+def subscriber(policy: str = "cn", **terms: Any) -> Subscription:
+    """A subscription like the shared ``subscription``, on ``terms`` under ``policy``."""
+    return subscribe_with_consent(
+        make_user(first_name=PHONE, last_name="zh-hans"), make_terms(**terms), policy=policy
+    )
 
 
 @pytest.fixture
-def subscription(gateway):
-    return subscriber()
-
-
-@pytest.fixture
-def run(django_capture_on_commit_callbacks):
+def run(
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> Callable[[dt.datetime], RenewalRun]:
     """Run the renewals at a time, with what they do after their commits."""
 
     def run_at(at: dt.datetime) -> RenewalRun:
@@ -78,7 +77,7 @@ def run(django_capture_on_commit_callbacks):
     return run_at
 
 
-def give(subscription, renewal_at: dt.datetime = RENEWAL) -> RenewalNotice:
+def give(subscription: Subscription, renewal_at: dt.datetime = RENEWAL) -> RenewalNotice:
     """Record the notice for the renewal at ``renewal_at`` as given as its window opened."""
     notice = subscription.notices.get(renewal_at=renewal_at)
     notice.status = NoticeStatus.SENT
@@ -87,7 +86,7 @@ def give(subscription, renewal_at: dt.datetime = RENEWAL) -> RenewalNotice:
     return notice
 
 
-def kinds(subscription, since: int = 0) -> list[str]:
+def kinds(subscription: Subscription, since: int = 0) -> list[str]:
     events = AuditEvent.objects.filter(subscription=subscription, pk__gt=since)
     return list(events.order_by("sequence").values_list("kind", flat=True))
 
@@ -99,13 +98,21 @@ def last_event_pk() -> int:
 # --- allowed -------------------------------------------------------------------------------
 
 
-def test_nothing_is_due_before_the_renewal(subscription, gateway, run):
+def test_nothing_is_due_before_the_renewal(
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    run: Callable[[dt.datetime], RenewalRun],
+) -> None:
     give(subscription)
     assert run(RENEWAL - dt.timedelta(seconds=1)) == RenewalRun()
     assert gateway.calls == []
 
 
-def test_an_allowed_renewal_renews_and_plans_the_next_notices(subscription, gateway, run):
+def test_an_allowed_renewal_renews_and_plans_the_next_notices(
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    run: Callable[[dt.datetime], RenewalRun],
+) -> None:
     give(subscription)
     before = last_event_pk()
 
@@ -129,7 +136,9 @@ def test_an_allowed_renewal_renews_and_plans_the_next_notices(subscription, gate
     assert len(gateway.calls) == 1
 
 
-def test_a_trial_ends_in_an_active_subscription(gateway, run):
+def test_a_trial_ends_in_an_active_subscription(
+    gateway: type[RecordingGateway], run: Callable[[dt.datetime], RenewalRun]
+) -> None:
     subscription = subscriber(trial_days=14)
     trial_end = START + dt.timedelta(days=14)
     assert subscription.status == Status.TRIALING
@@ -140,22 +149,24 @@ def test_a_trial_ends_in_an_active_subscription(gateway, run):
     assert subscription.next_renewal_at == dt.datetime(2027, 3, 24, 1, tzinfo=dt.UTC)
 
 
-def test_the_upcoming_terms_apply_from_the_renewal(subscription, run):
-    dearer = make_terms(amount="30.00")
-    subscription.upcoming_terms = dearer
+def test_the_upcoming_terms_apply_from_the_renewal(
+    subscription: Subscription, run: Callable[[dt.datetime], RenewalRun]
+) -> None:
+    cheaper = make_terms(amount="20.00")  # cn: a lower price renews on the consent given
+    subscription.upcoming_terms = cheaper
     subscription.save()
     give(subscription)
     run(RENEWAL)
-    subscription.refresh_from_db()
-    assert subscription.terms == dearer
-    assert subscription.upcoming_terms is None
-    assert AuditEvent.objects.get(kind="renewed").data["terms_hash"] == dearer.content_hash
+    renewed = Subscription.objects.get(pk=subscription.pk)
+    assert renewed.terms == cheaper
+    assert renewed.upcoming_terms is None
+    assert AuditEvent.objects.get(kind="renewed").data["terms_hash"] == cheaper.content_hash
 
 
 # --- held: defer ---------------------------------------------------------------------------
 
 
-def _provider_down_for_the_whole_window(subscription) -> None:
+def _provider_down_for_the_whole_window(subscription: Subscription) -> None:
     (notice,) = subscription.notices.all()
     locmem.next_results[:] = [SendResult.retry("provider_down")] * 100
     at = notice.send_at
@@ -171,8 +182,11 @@ def _provider_down_for_the_whole_window(subscription) -> None:
 
 @pytest.mark.parametrize("sweep", ["provider down", "never swept"])
 def test_a_notice_not_given_holds_the_renewal_and_charges_nothing(
-    subscription, gateway, run, sweep
-):
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    run: Callable[[dt.datetime], RenewalRun],
+    sweep: str,
+) -> None:
     if sweep == "provider down":
         _provider_down_for_the_whole_window(subscription)
     held = []
@@ -197,8 +211,10 @@ def test_a_notice_not_given_holds_the_renewal_and_charges_nothing(
 
 
 def test_a_deferred_renewal_sends_its_notice_now_and_renews_once_it_is_given(
-    subscription, gateway, run
-):
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    run: Callable[[dt.datetime], RenewalRun],
+) -> None:
     run(RENEWAL)
     notice = subscription.notices.get(renewal_at=DEFERRED)
     assert notice.status == NoticeStatus.PLANNED
@@ -225,7 +241,11 @@ def test_a_deferred_renewal_sends_its_notice_now_and_renews_once_it_is_given(
     assert AuditEvent.objects.get(kind="renewed").data["released"] == RENEWAL.isoformat()
 
 
-def test_a_deferred_renewal_whose_notice_failed_again_is_deferred_again(subscription, gateway, run):
+def test_a_deferred_renewal_whose_notice_failed_again_is_deferred_again(
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    run: Callable[[dt.datetime], RenewalRun],
+) -> None:
     run(RENEWAL)
     assert run(DEFERRED) == RenewalRun(deferred=1)
     assert gateway.calls == [("hold", subscription.pk, RENEWAL)]  # held once
@@ -235,7 +255,9 @@ def test_a_deferred_renewal_whose_notice_failed_again_is_deferred_again(subscrip
     assert subscription.next_renewal_at == DEFERRED + dt.timedelta(days=6)
 
 
-def test_a_deferred_trial_end_still_needs_the_trial_rules(gateway, run):
+def test_a_deferred_trial_end_still_needs_the_trial_rules(
+    gateway: type[RecordingGateway], run: Callable[[dt.datetime], RenewalRun]
+) -> None:
     subscription = subscriber(trial_days=14)
     trial_end = START + dt.timedelta(days=14)
     run(trial_end)
@@ -247,7 +269,11 @@ def test_a_deferred_trial_end_still_needs_the_trial_rules(gateway, run):
     )
 
 
-def test_a_subscription_cancelled_while_held_ends_at_the_deferred_time(subscription, gateway, run):
+def test_a_subscription_cancelled_while_held_ends_at_the_deferred_time(
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    run: Callable[[dt.datetime], RenewalRun],
+) -> None:
     run(RENEWAL)
     cancel_auto_renewal(subscription, actor=subscription.user, via="manage_page")
     assert run(DEFERRED) == RenewalRun(expired=1)
@@ -260,7 +286,9 @@ def test_a_subscription_cancelled_while_held_ends_at_the_deferred_time(subscript
 # --- held: lapse ---------------------------------------------------------------------------
 
 
-def test_a_lapsing_pack_ends_the_subscription_and_tells_the_user(gateway, run):
+def test_a_lapsing_pack_ends_the_subscription_and_tells_the_user(
+    gateway: type[RecordingGateway], run: Callable[[dt.datetime], RenewalRun]
+) -> None:
     subscription = subscriber(policy="cn-lapse")
     before = last_event_pk()
 
@@ -290,10 +318,12 @@ def test_a_lapsing_pack_ends_the_subscription_and_tells_the_user(gateway, run):
 
 
 @pytest.mark.parametrize("consent", ["revoked", "never given"])
-def test_without_consent_the_renewal_always_lapses(gateway, run, consent):
+def test_without_consent_the_renewal_always_lapses(
+    gateway: type[RecordingGateway], run: Callable[[dt.datetime], RenewalRun], consent: str
+) -> None:
     if consent == "revoked":
         subscription = subscriber()
-        Consent.objects.filter(subscription=subscription).update(revoked_at=START)
+        revoke_consent(subscription, at=START)
     else:
         with freeze_time(START):
             subscription = make_subscription(next_renewal_at=RENEWAL, gateway="recording")
@@ -310,8 +340,10 @@ def test_without_consent_the_renewal_always_lapses(gateway, run, consent):
 
 
 def test_without_auto_renewal_the_subscription_expires_at_the_end_of_its_term(
-    subscription, gateway, run
-):
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    run: Callable[[dt.datetime], RenewalRun],
+) -> None:
     cancel_auto_renewal(subscription, actor=subscription.user, via="manage_page")
     gateway.calls.clear()
     assert run(RENEWAL - dt.timedelta(seconds=1)) == RenewalRun()
@@ -329,8 +361,11 @@ def test_without_auto_renewal_the_subscription_expires_at_the_end_of_its_term(
 
 
 def test_a_gateway_failure_rolls_the_renewal_back_for_the_next_run(
-    subscription, gateway, run, caplog
-):
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    run: Callable[[dt.datetime], RenewalRun],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     give(subscription)
     gateway.failing = GatewayError("processor unreachable")
     before = last_event_pk()
@@ -345,8 +380,11 @@ def test_a_gateway_failure_rolls_the_renewal_back_for_the_next_run(
 
 
 def test_the_renewal_goes_to_the_gateway_that_bills_the_subscription(
-    subscription, gateway, settings, run
-):
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    settings: Settings,
+    run: Callable[[dt.datetime], RenewalRun],
+) -> None:
     give(subscription)
     settings.RENEWALS = {
         "GATEWAY": {"BACKEND": "renewals.gateways.local.LocalGateway"},
@@ -356,7 +394,11 @@ def test_the_renewal_goes_to_the_gateway_that_bills_the_subscription(
     assert gateway.calls == [("renew", subscription.pk, RENEWAL)]
 
 
-def test_a_subscription_on_an_unknown_gateway_is_not_renewed(gateway, run, caplog):
+def test_a_subscription_on_an_unknown_gateway_is_not_renewed(
+    gateway: type[RecordingGateway],
+    run: Callable[[dt.datetime], RenewalRun],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with freeze_time(START):
         subscription = subscriber()
         subscription.gateway = "gone"
@@ -371,13 +413,13 @@ def test_a_subscription_on_an_unknown_gateway_is_not_renewed(gateway, run, caplo
 class SlowGateway(RecordingGateway):
     """Takes its time to renew, so a second worker comes while the first holds the lock."""
 
-    def renew(self, subscription, renewal_at):
+    def renew(self, subscription: Subscription, renewal_at: dt.datetime) -> Period:
         time.sleep(0.2)
         return super().renew(subscription, renewal_at)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_renew_each_subscription_once(settings):
+def test_two_workers_renew_each_subscription_once(settings: Settings) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serializes writers; the race needs PostgreSQL.")
     gateway = SlowGateway.install(settings)
