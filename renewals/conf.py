@@ -59,6 +59,28 @@ def _base_url(name: str, value: Any) -> str | None:
     return str(value).rstrip("/")
 
 
+#: HMAC-SHA256 wants a key of at least its output's 32 bytes.
+_AUDIT_KEY_MIN_BYTES = 32
+
+
+def _audit_key(name: str, value: Any) -> bytes | None:
+    """``None``, or a key of at least 32 bytes (a ``str`` is taken as its UTF-8 bytes). The
+    error never repeats the value: it is a secret."""
+    if value is None:
+        return None
+    if not isinstance(value, str | bytes):
+        got = f"a {type(value).__name__}"
+    else:
+        key = value.encode() if isinstance(value, str) else value
+        if len(key) >= _AUDIT_KEY_MIN_BYTES:
+            return key
+        got = f"{len(key)} bytes"
+    raise ImproperlyConfigured(
+        f"{name} must be None or a secret of at least {_AUDIT_KEY_MIN_BYTES} bytes, such as "
+        f"secrets.token_hex(32) read from the environment; got {got}."
+    )
+
+
 def _gateway(name: str, value: Any) -> Mapping[str, Any]:
     return backend_config(name, value, what="a billing gateway class")
 
@@ -122,11 +144,35 @@ DEFAULTS: dict[str, tuple[Any, Validator]] = {
     # django-q2 schedule name -> minutes between runs, or None to leave it out
     # (renewals.schedules.SCHEDULES lists them; ``renewals_schedules`` writes them).
     "SCHEDULES": ({}, mapping),
+    # The secret that signs the audit log (links, heads, checkpoints); kept out of the
+    # database. None: plain hashes only (see docs/audit.md for what each detects).
+    "AUDIT_KEY": (None, _audit_key),
 }
 
 
 class RenewalsSettings(AppSettings):
-    """``settings.RENEWALS`` with defaults and validation."""
+    """``settings.RENEWALS`` with defaults and validation; each key's type is what its
+    validator returns."""
+
+    DEFAULT_POLICY: str
+    POLICY_RESOLVER: str
+    POLICIES: Mapping[str, Any]
+    GATEWAY: Mapping[str, Any]
+    SEND_HOURS: tuple[int, int]
+    RETRY_MARGIN_HOURS: int
+    DEFAULT_TIME_ZONE: str | None
+    BASE_URL: str | None
+    MANAGE_URL: str
+    CONSENT_FORM_MAX_AGE: int
+    LINK_RATE_LIMIT: dict[str, tuple[int, int] | None]
+    API_AUTHENTICATION: str
+    SWEEP_BATCH_SIZE: int
+    LEASE_SECONDS: int
+    RETRY_BACKOFF_SECONDS: int
+    FALLBACK_HOURS: int
+    GATEWAYS: Mapping[str, Any]
+    SCHEDULES: Mapping[str, Any]
+    AUDIT_KEY: bytes | None
 
     @property
     def time_zone_name(self) -> str:

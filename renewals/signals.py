@@ -23,3 +23,9 @@ contract_declared = Signal()
 #: committed. The package refunds nothing itself: a receiver refunds what was paid and ends the
 #: processor's subscription at once. Arguments: ``subscription``, ``withdrawn_at``, ``actor``.
 contract_withdrawn = Signal()
+
+#: A checkpoint of the audit log was committed; keep its ``anchor`` (``"<sequence>:<hash>"``)
+#: where the database's users cannot write (an append-only bucket, a ticket, a log service),
+#: so that ``renewals_verify_audit --expect <anchor>`` can prove the log was not rewritten.
+#: Also logged at INFO on the ``renewals.audit`` logger. Arguments: ``checkpoint``, ``anchor``.
+audit_checkpoint_created = Signal()

@@ -1,6 +1,6 @@
 """The renewals models, one module per concept."""
 
-from .audit import AuditCheckpoint, AuditEvent
+from .audit import AuditChainCount, AuditChainHead, AuditCheckpoint, AuditEvent
 from .consent import Consent, ConsentChannel, RevokedVia
 from .declaration import ContractDeclaration, DeclarationKind, DeclarationStatus
 from .notice import PENDING_NOTICE_STATUSES, NoticeStatus, RenewalNotice
@@ -13,6 +13,8 @@ __all__ = [
     "LIVE_STATUSES",
     "PENDING_NOTICE_STATUSES",
     "TRANSITIONS",
+    "AuditChainCount",
+    "AuditChainHead",
     "AuditCheckpoint",
     "AuditEvent",
     "Consent",

@@ -52,6 +52,12 @@ class RenewalNotice(models.Model):
         default="accepted",
         help_text=_("'accepted' by a provider, or 'delivered' by a receipt."),
     )
+    message = models.CharField(
+        _("message template"),
+        max_length=64,
+        default="renewals.reminder",
+        help_text=_("The key of the message template the notice is sent with."),
+    )
     status = models.CharField(
         _("status"), max_length=16, choices=NoticeStatus.choices, default=NoticeStatus.PLANNED
     )

@@ -10,9 +10,11 @@ read their notices in one query, compute in Python, insert the new notices in on
 ones in one UPDATE and append one audit event.
 
 The audit event is one per chunk, on the system chain, with the counts and the range of
-subscription ids, rather than one per subscription on each subscription's chain: appending to a
-chain is a locked read and an insert, so a million of them would take longer than the planning
-itself. The notices carry their own ``created_at``; the event says which run planned them.
+subscription ids, and the binding of every notice the chunk wrote (their windows are
+evidence the renewal gate trusts: :mod:`.row_binding`), rather than one per subscription on
+each subscription's chain: an event per subscription (its canonical JSON, hash, insert and
+head) would cost three times the planning itself. Verification takes a notice's newest
+binding, this one or a later one on its subscription's chain (the sweep's, when it is given).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Model, Q, QuerySet
 from django.utils import timezone
 
+from notifications.db import psycopg3
+
 from ..conf import renewals_settings
 from ..models import (
     LIVE_STATUSES,
@@ -38,13 +42,17 @@ from ..models import (
     RenewalTerms,
     Subscription,
 )
-from .audit import record_event
+from .audit import NewEvent, record_events
+from .row_binding import NOTICE_FIELDS, notice_binding
 from .scheduling import needs_replanning, notice_fields, rules_for
 
 #: The subscriptions whose next renewal will happen, as ``plan_notices`` decides it.
 WILL_RENEW = Q(status__in=LIVE_STATUSES, auto_renew=True, next_renewal_at__isnull=False)
 
 DEFAULT_BATCH_SIZE = 2000
+
+#: The system-chain event of each chunk a run planned, which binds the notices it wrote.
+BATCH_PLANNED = "notices_planned_batch"
 
 _M = TypeVar("_M", bound=Model)
 
@@ -72,6 +80,9 @@ class _Notice(NamedTuple):
 
 #: A notice to insert: subscription id, renewal, rule id, and the planned fields.
 _New = tuple[int, dt.datetime, str, dict[str, Any]]
+
+#: What planning reads back of each notice it wrote, to bind it.
+_WRITTEN = ("pk", *NOTICE_FIELDS)
 
 
 def plan_all(
@@ -180,25 +191,33 @@ class _ChunkPlanner:
         current, pending = self.notices_of(rows, after, through)
         now = timezone.now()
         new, replans, keep = self.compare(rows, current, now)
+        inserted = _insert(new, now)
+        replanned = [notice.pk for notice, planned in replans if _replan(notice, planned, now)]
+        written = [*inserted, *_written(replanned)]
         totals = PlanTotals(
             subscriptions=len(rows),
-            planned=_insert(new, now),
-            replanned=sum(_replan(notice, planned, now) for notice, planned in replans),
+            planned=len(inserted),
+            replanned=len(replanned),
             withdrawn=self.withdraw(pending - keep, after, through, now),
             chunks=1,
         )
         if totals.planned or totals.replanned or totals.withdrawn:
-            record_event(
-                "notices_planned_batch",
-                data={
-                    "policy": self.policy,
-                    "after_id": after,
-                    "through_id": through,
-                    "subscriptions": totals.subscriptions,
-                    "planned": totals.planned,
-                    "replanned": totals.replanned,
-                    "withdrawn": totals.withdrawn,
-                },
+            record_events(
+                [
+                    NewEvent(
+                        BATCH_PLANNED,
+                        data={
+                            "policy": self.policy,
+                            "after_id": after,
+                            "through_id": through,
+                            "subscriptions": totals.subscriptions,
+                            "planned": totals.planned,
+                            "replanned": totals.replanned,
+                            "withdrawn": totals.withdrawn,
+                        },
+                        rows=[notice_binding(notice["pk"], notice) for notice in written],
+                    )
+                ]
             )
         return totals
 
@@ -335,16 +354,13 @@ def _fetch(queryset: QuerySet[Any, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
 
 
 def _psycopg3() -> bool:
     """Is the connection PostgreSQL through psycopg 3 (whose COPY and loaders we use)?"""
-    if connection.vendor != "postgresql":
-        return False  # and psycopg may not be installed at all
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3
-
-    return is_psycopg3
+    return psycopg3(connection)
 
 
 def _replan(found: _Notice, planned: dict[str, Any], now: dt.datetime) -> int:
@@ -354,10 +370,11 @@ def _replan(found: _Notice, planned: dict[str, Any], now: dt.datetime) -> int:
     ).update(**planned, updated_at=now)
 
 
-def _insert(new: Sequence[_New], now: dt.datetime) -> int:
-    """Insert the new notices, skipping any that exist; return how many were inserted."""
+def _insert(new: Sequence[_New], now: dt.datetime) -> list[dict[str, Any]]:
+    """Insert the new notices, skipping any that exist; return the inserted ones
+    (:data:`_WRITTEN`)."""
     if not new:
-        return 0
+        return []
     if _psycopg3():
         return _copy_insert(new, now)
     RenewalNotice.objects.bulk_create(
@@ -368,22 +385,36 @@ def _insert(new: Sequence[_New], now: dt.datetime) -> int:
         batch_size=500,
         ignore_conflicts=True,
     )
-    return len(new)
+    # bulk_create(ignore_conflicts=True) returns no ids: read the rows back by their key.
+    keys = {(pk, renewal_at, rule_id) for pk, renewal_at, rule_id, _planned in new}
+    rows = RenewalNotice.objects.filter(
+        subscription_id__in={key[0] for key in keys}, rule_id__in={key[2] for key in keys}
+    ).values(*_WRITTEN)
+    return [
+        row for row in rows if (row["subscription_id"], row["renewal_at"], row["rule_id"]) in keys
+    ]
 
 
-def _copy_insert(new: Sequence[_New], now: dt.datetime) -> int:
+def _written(ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The notices ``ids`` as written (:data:`_WRITTEN`)."""
+    return list(RenewalNotice.objects.filter(pk__in=ids).values(*_WRITTEN)) if ids else []
+
+
+def _copy_insert(new: Sequence[_New], now: dt.datetime) -> list[dict[str, Any]]:
     """PostgreSQL on psycopg 3: ``bulk_create(ignore_conflicts=True)`` at COPY speed.
 
     ``bulk_create`` prepares every field of every row in Python (over 100 µs a row, more
     than planning it). Here a column whose value is the same on every row (the rule's channels, the
     pack, the defaults of the fields planning does not set) is sent once, as a parameter;
     the others go by binary COPY into a temporary table, and one ``INSERT ... SELECT ...
-    ON CONFLICT DO NOTHING`` moves the rows.
+    ON CONFLICT DO NOTHING RETURNING`` moves the rows and returns those inserted.
     """
     by_name = {field.attname: field for field in RenewalNotice._meta.concrete_fields}
     names = ["subscription_id", "renewal_at", "rule_id", *new[0][3]]
     rows = ((pk, at, rule_id, *planned.values()) for pk, at, rule_id, planned in new)
     columns = dict(zip(names, zip(*rows, strict=True), strict=True))
+    from psycopg.types.datetime import TimestamptzLoader
+
     template = RenewalNotice()
     constants = {
         field: field.pre_save(template, add=True)
@@ -412,13 +443,18 @@ def _copy_insert(new: Sequence[_New], now: dt.datetime) -> int:
             copy.set_types(types)
             for row in zip(*(values for _field, values in staged), strict=True):
                 copy.write_row(row)
+        returned = ", ".join(
+            _quoted(by_name["id" if name == "pk" else name].column) for name in _WRITTEN
+        )
+        # The inserted rows come back through psycopg's own timestamp loader, as in _fetch().
+        cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(
             f"INSERT INTO {table} ({staged_columns}{constant_columns}) "
             f"SELECT renewals_plan_stage.*{casts} FROM renewals_plan_stage "
-            "ON CONFLICT DO NOTHING",
+            f"ON CONFLICT DO NOTHING RETURNING {returned}",
             [field.get_db_prep_save(value, connection) for field, value in constants.items()],
         )
-        inserted = cursor.rowcount
+        inserted = [dict(zip(_WRITTEN, row, strict=True)) for row in cursor.fetchall()]
         cursor.execute("DROP TABLE renewals_plan_stage")
     return inserted
 

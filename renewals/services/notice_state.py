@@ -3,6 +3,8 @@
 Nothing but :func:`refresh_notices` writes a notice's ``sent_at``, ``delivered_at`` or
 ``missed_at``: the sweep calls it once per batch, and the ``delivery_updated`` receiver for
 every receipt. Deliveries name their notice by ``reference`` (``renewals.notice:<id>``).
+Each change of when a notice was given is bound in its subscription's audit chain
+(``notice_evidence``; :mod:`.row_binding`), the events of a batch appended together.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from notifications.models import Delivery
 
 from ..models import PENDING_NOTICE_STATUSES, NoticeStatus, RenewalNotice
 from ..signals import notice_missed
-from .audit import record_event
+from .audit import NewEvent, record_event, record_events
+from .row_binding import binding
 
 logger = logging.getLogger("renewals.notices")
 
@@ -203,9 +206,10 @@ def refresh_notices(
         )
         deliveries = deliveries_of([n.pk for n in notices])
         fields = {*_DERIVED_FIELDS, *(name for change in changes.values() for name in change)}
-        changed = []
+        changed, given = [], []
         for notice in notices:
             before = tuple(getattr(notice, name) for name in fields)
+            evidence_before = _given_fields(notice)
             if notice.status == NoticeStatus.SENDING:
                 for name, value in changes.get(notice.pk, {}).items():
                     setattr(notice, name, value)
@@ -215,10 +219,48 @@ def refresh_notices(
             if tuple(getattr(notice, name) for name in fields) != before:
                 notice.updated_at = now
                 changed.append(notice)
+            if _given_fields(notice) != evidence_before:
+                given.append(notice)
             states[notice.pk] = notice.status
         update_rows(changed, sorted({*fields, "updated_at"}))
+        _record_given(given)
     _alert(missed)
     return states
+
+
+def _given_fields(notice: RenewalNotice) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """What the gate reads of a notice that deliveries change: when it was given."""
+    return notice.sent_at, notice.delivered_at
+
+
+def _record_given(notices: Sequence[RenewalNotice]) -> None:
+    """Per subscription, one ``notice_evidence`` event binding its notices whose evidence
+    changed (given, or taken back by a receipt), appended together."""
+    by_subscription: dict[int, list[RenewalNotice]] = {}
+    for notice in notices:
+        by_subscription.setdefault(notice.subscription_id, []).append(notice)
+    record_events(
+        [
+            NewEvent(
+                "notice_evidence",
+                subscription_id,
+                data={
+                    "notices": [
+                        {
+                            "id": notice.pk,
+                            "rule": notice.rule_id,
+                            "status": notice.status,
+                            "sent_at": notice.sent_at,
+                            "delivered_at": notice.delivered_at,
+                        }
+                        for notice in changed
+                    ]
+                },
+                rows=[binding(notice) for notice in changed],
+            )
+            for subscription_id, changed in sorted(by_subscription.items())
+        ]
+    )
 
 
 _DERIVED_FIELDS = (

@@ -30,9 +30,9 @@ from notifications.models import Delivery
 from notifications.recipients import Recipient, get_resolver
 
 from ..conf import renewals_settings
-from ..links import cancel_url
+from ..links import cancel_url, consent_url
 from ..models import PENDING_NOTICE_STATUSES, NoticeStatus, RenewalNotice
-from ..notice_messages import REMINDER, local_time
+from ..notice_messages import local_time
 from .notice_state import (
     ChannelEvidence,
     channel_evidence,
@@ -205,21 +205,34 @@ def _fallback_at(notice: RenewalNotice) -> dt.datetime:
 
 
 def reminder(notice: RenewalNotice, recipient: Recipient, url: str) -> Notification:
-    """The reminder: the renewal's terms, its date in the notice's zone, the cancel link,
-    in the template's locale closest to the recipient's (else the terms')."""
-    terms = notice.subscription.renewal_terms()
-    locale = get_template(REMINDER).locale_for(recipient.locale or terms.locale)
+    """The notice's message, in the template its rule names (``notice.message``): the
+    renewal's terms and the price before them, its date in the notice's zone, the cancel link
+    ``url`` and, where the template asks for it, the link to consent to the new terms (which
+    a push then opens), in the template's locale closest to the recipient's (else the
+    terms')."""
+    subscription = notice.subscription
+    template = get_template(notice.message)
+    terms, previous = subscription.renewal_terms(), subscription.terms
+    locale = template.locale_for(recipient.locale or terms.locale)
+    wanted = template.fields.model_fields
     context = {
         "service_name": terms.service_name,
         "amount": f"{terms.amount:.2f}",
         "currency": terms.currency,
-        "renewal_date": local_time(
-            notice.renewal_at, notice.subscription.zone, locale, "DATE_FORMAT"
-        ),
+        "previous_amount": f"{previous.amount:.2f}",
+        "previous_currency": previous.currency,
+        "renewal_date": local_time(notice.renewal_at, subscription.zone, locale, "DATE_FORMAT"),
         "how_to_cancel": terms.cancellation_method,
         "cancel_url": url,
     }
-    return Notification(REMINDER, context, locale=locale, url=url)
+    if "consent_url" in wanted:  # a request for consent: its push opens the page to give it
+        context["consent_url"] = url = consent_url(subscription)
+    return Notification(
+        template.key,
+        {name: value for name, value in context.items() if name in wanted},
+        locale=locale,
+        url=url,
+    )
 
 
 def _settle(outcomes: list[_Outcome], now: dt.datetime, result: SweepResult) -> None:

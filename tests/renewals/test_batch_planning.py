@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.utils import timezone
 from freezegun import freeze_time
+from pytest_django import Settings
 
 from renewals.models import (
     AuditEvent,
@@ -26,7 +27,7 @@ from renewals.models import (
 from renewals.services import plan_notices, verify_audit
 from renewals.services.batch_planning import plan_all
 
-from .factories import make_subscription, make_terms
+from .factories import make_subscription, make_terms, renewal_of
 
 pytestmark = pytest.mark.django_db
 
@@ -111,16 +112,14 @@ def with_history(subscriptions: list[Subscription]) -> None:
     for one that came back, planned in a zone the user left, sent, and pending for a
     subscription whose auto-renewal was switched off behind planning's back."""
     later = timezone.now() + dt.timedelta(days=10)  # windows still open
-    cn = [
-        s for s in subscriptions if s.policy == "cn" and s.auto_renew and s.next_renewal_at > later
-    ]
+    cn = [s for s in subscriptions if s.policy == "cn" and s.auto_renew and renewal_of(s) > later]
     moved, back, rezoned, sent, stopped = (cn[i : i + 6] for i in range(0, 30, 6))
     for subscription in cn[:36]:  # the last six stay as they are
         plan_notices(subscription)
     for subscription in moved:
-        move(subscription, next_renewal_at=subscription.next_renewal_at + dt.timedelta(days=3))
+        move(subscription, next_renewal_at=renewal_of(subscription) + dt.timedelta(days=3))
     for subscription in back:
-        original = subscription.next_renewal_at
+        original = renewal_of(subscription)
         move(subscription, next_renewal_at=original + dt.timedelta(days=2))
         plan_notices(subscription)
         move(subscription, next_renewal_at=original)
@@ -134,7 +133,7 @@ def with_history(subscriptions: list[Subscription]) -> None:
 
 @freeze_time(NOW)
 @pytest.mark.parametrize("batch_size", [1, 37, 2000])
-def test_plan_all_makes_the_notices_plan_notices_makes(batch_size):
+def test_plan_all_makes_the_notices_plan_notices_makes(batch_size: int) -> None:
     subscriptions = make_population(240)
     with_history(subscriptions)
     expected = planned_one_by_one()
@@ -144,18 +143,28 @@ def test_plan_all_makes_the_notices_plan_notices_makes(batch_size):
 
     assert notices() == expected
     # The population covers what matters: every pack with rules, missed windows, the
-    # us-ca trial and price-change rules, notices planned afresh and withdrawn.
+    # us-ca trial and price-change rules and the requests for consent to a higher price (de
+    # and eu have no other rule), calendar and elapsed days, notices planned afresh and
+    # withdrawn.
     planned = [n for key, n in expected.items() if key not in before]
-    assert {n["policy"] for n in planned} == {"cn", "us-ca", "fr"}
+    assert {n["policy"] for n in planned} == {"cn", "us-ca", "fr", "de", "eu"}
     assert {n["status"] for n in planned} == {NoticeStatus.PLANNED, NoticeStatus.MISSED}
     assert {n["rule_id"] for n in planned} >= {
         "trial-ending",
         "price-change",
         "annual-term-renewal",
+        "price-change-consent",
+    }
+    assert {n["message"] for n in planned} == {
+        "renewals.reminder",
+        "renewals.price_change",
+        "renewals.price_change_consent",
     }
     assert {n["time_zone"] for n in planned} == set(ZONES)
     assert totals.planned == len(planned)
-    assert totals.replanned == 12  # the renewals that came back, the users who moved zone
+    # The renewals that came back and the users who moved zone (12), one of them with a
+    # request for consent to a higher price besides its reminder.
+    assert totals.replanned == 13
     assert totals.withdrawn == 18  # the moved renewals, twice, and the stopped ones
     assert (
         totals.subscriptions
@@ -166,7 +175,7 @@ def test_plan_all_makes_the_notices_plan_notices_makes(batch_size):
 
 
 @freeze_time(NOW)
-def test_a_chunk_mixing_rules_that_differ_in_every_field(settings):
+def test_a_chunk_mixing_rules_that_differ_in_every_field(settings: Settings) -> None:
     settings.RENEWALS = {
         "POLICIES": {
             "cn-sms": {
@@ -194,7 +203,7 @@ def test_a_chunk_mixing_rules_that_differ_in_every_field(settings):
 
 
 @freeze_time(NOW)
-def test_planning_again_changes_nothing():
+def test_planning_again_changes_nothing() -> None:
     make_population(60)
     first = plan_all(batch_size=25)
     state, events = notices(), AuditEvent.objects.count()
@@ -209,7 +218,7 @@ def test_planning_again_changes_nothing():
 
 
 @freeze_time(NOW)
-def test_stale_notices_are_withdrawn_and_given_ones_kept():
+def test_stale_notices_are_withdrawn_and_given_ones_kept() -> None:
     renewal = timezone.now() + dt.timedelta(days=20)
     moved, stopped, canceled, sent = (make_subscription(next_renewal_at=renewal) for _ in range(4))
     for subscription in (moved, stopped, canceled, sent):
@@ -225,14 +234,14 @@ def test_stale_notices_are_withdrawn_and_given_ones_kept():
     assert totals.withdrawn == 3
     old.refresh_from_db()
     assert old.status == NoticeStatus.WITHDRAWN
-    assert RenewalNotice.objects.get(subscription=moved, renewal_at=moved.next_renewal_at)
+    assert RenewalNotice.objects.get(subscription=moved, renewal_at=renewal_of(moved))
     for subscription in (stopped, canceled):
         assert RenewalNotice.objects.get(subscription=subscription).status == "withdrawn"
     assert RenewalNotice.objects.get(subscription=sent).status == NoticeStatus.SENT
 
 
 @freeze_time(NOW)
-def test_a_withdrawn_notice_whose_renewal_came_back_is_planned_afresh():
+def test_a_withdrawn_notice_whose_renewal_came_back_is_planned_afresh() -> None:
     subscription = make_subscription(next_renewal_at=timezone.now() + dt.timedelta(days=20))
     (notice,) = plan_notices(subscription)
     RenewalNotice.objects.filter(pk=notice.pk).update(
@@ -246,7 +255,7 @@ def test_a_withdrawn_notice_whose_renewal_came_back_is_planned_afresh():
 
 
 @freeze_time(NOW)
-def test_one_audit_event_per_chunk_on_the_system_chain():
+def test_one_audit_event_per_chunk_on_the_system_chain() -> None:
     subscriptions = [make_subscription() for _ in range(5)]
     ids = [s.pk for s in subscriptions]
 
@@ -262,7 +271,7 @@ def test_one_audit_event_per_chunk_on_the_system_chain():
         (ids[3], None),
     ]
     assert [e.data["planned"] for e in events] == [2, 2, 1]
-    assert events[0].data == {
+    assert {k: v for k, v in events[0].data.items() if k != "bound_rows"} == {
         "policy": None,
         "after_id": None,
         "through_id": ids[1],
@@ -271,12 +280,16 @@ def test_one_audit_event_per_chunk_on_the_system_chain():
         "replanned": 0,
         "withdrawn": 0,
     }
+    # Each chunk's event binds the notices it planned (their windows, for verification).
+    assert [
+        sorted(bound["fields"]["subscription_id"] for bound in e.data["bound_rows"]) for e in events
+    ] == [ids[:2], ids[2:4], ids[4:]]
     assert not AuditEvent.objects.filter(kind="notices_planned").exists()
     assert verify_audit().ok
 
 
 @freeze_time(NOW)
-def test_policy_limits_the_run_to_one_pack():
+def test_policy_limits_the_run_to_one_pack() -> None:
     in_60_days = timezone.now() + dt.timedelta(days=60)  # the fr window is still open
     cn = make_subscription(policy="cn")
     fr = make_subscription(policy="fr", time_zone="Europe/Berlin", next_renewal_at=in_60_days)
@@ -296,25 +309,25 @@ def test_policy_limits_the_run_to_one_pack():
     assert AuditEvent.objects.get(kind="notices_planned_batch").data["policy"] == "fr"
 
 
-def test_an_empty_database_plans_nothing():
+def test_an_empty_database_plans_nothing() -> None:
     assert plan_all() == plan_all(policy="cn")
     assert plan_all().chunks == 1
     assert not AuditEvent.objects.exists()
 
 
 @pytest.mark.parametrize("arguments", [{"batch_size": 0}, {"workers": 0}])
-def test_sizes_must_be_positive(arguments):
+def test_sizes_must_be_positive(arguments: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="must be at least 1"):
         plan_all(**arguments)
 
 
-def test_inside_a_transaction_one_worker_plans_what_the_transaction_sees():
+def test_inside_a_transaction_one_worker_plans_what_the_transaction_sees() -> None:
     make_subscription()  # not committed: the test runs in a transaction
     assert plan_all(workers=4).planned == 1
 
 
 @pytest.mark.django_db(transaction=True)
-def test_workers_plan_the_same_notices():
+def test_workers_plan_the_same_notices() -> None:
     with freeze_time(NOW):
         make_population(125)
         expected = planned_one_by_one()
@@ -336,7 +349,7 @@ def run(*args: str) -> str:
 
 
 @freeze_time(NOW)
-def test_command_plans_everything_and_says_what_it_did():
+def test_command_plans_everything_and_says_what_it_did() -> None:
     for _ in range(3):
         make_subscription()
     make_subscription(policy="fr", time_zone="Europe/Berlin")
@@ -353,7 +366,7 @@ def test_command_plans_everything_and_says_what_it_did():
 
 
 @freeze_time(NOW)
-def test_command_for_one_pack():
+def test_command_for_one_pack() -> None:
     make_subscription(policy="cn")
     make_subscription(policy="fr", time_zone="Europe/Berlin")
 
@@ -363,7 +376,7 @@ def test_command_for_one_pack():
     assert list(RenewalNotice.objects.values_list("policy", flat=True)) == ["fr"]
 
 
-def test_command_rejects_an_unknown_pack():
+def test_command_rejects_an_unknown_pack() -> None:
     with pytest.raises(CommandError, match="Unknown rule pack 'xx'; known packs: cn, "):
         run("--policy", "xx")
 
@@ -377,6 +390,6 @@ def test_command_rejects_an_unknown_pack():
         (("--all", "--workers", "-1"), "invalid positive value"),
     ],
 )
-def test_command_arguments(args, message):
+def test_command_arguments(args: tuple[()] | tuple[str, str, str], message: str) -> None:
     with pytest.raises(CommandError, match=message):
         run(*args)

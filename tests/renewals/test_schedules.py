@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from io import StringIO
 
 import pytest
@@ -13,8 +14,9 @@ from django.utils.module_loading import import_string
 from django_q.conf import Conf
 from django_q.models import Schedule
 from freezegun import freeze_time
+from pytest_django import Settings
 
-from renewals.schedules import SCHEDULES, intervals, next_future_run, upsert_schedules
+from renewals.schedules import SCHEDULES, ScheduleSpec, intervals, next_future_run, upsert_schedules
 
 pytestmark = pytest.mark.django_db
 
@@ -23,12 +25,12 @@ MINUTE = dt.timedelta(minutes=1)
 
 
 @pytest.fixture(autouse=True)
-def _frozen():
+def _frozen() -> Iterator[None]:
     with freeze_time(NOW):
         yield
 
 
-def run(*args):
+def run(*args: str) -> tuple[str, str, int]:
     """The command's output, warnings and exit status."""
     out, err = StringIO(), StringIO()
     try:
@@ -38,11 +40,11 @@ def run(*args):
     return out.getvalue(), err.getvalue(), 0
 
 
-def rows():
+def rows() -> dict[str, Schedule]:
     return {s.name: s for s in Schedule.objects.order_by("pk")}
 
 
-def test_the_table():
+def test_the_table() -> None:
     assert {spec.name: (spec.func, spec.minutes) for spec in SCHEDULES} == {
         "renewals.send_due_notices": ("renewals.tasks.send_due_notices", 1),
         "renewals.run_due_renewals": ("renewals.tasks.run_due_renewals", 5),
@@ -58,11 +60,11 @@ def test_the_table():
 
 
 @pytest.mark.parametrize("spec", SCHEDULES, ids=lambda spec: spec.name)
-def test_every_task_exists(spec):
+def test_every_task_exists(spec: ScheduleSpec) -> None:
     assert callable(import_string(spec.func))
 
 
-def test_creates_every_schedule_to_run_at_once():
+def test_creates_every_schedule_to_run_at_once() -> None:
     out, _err, status = run()
     assert status == 0
     created = rows()
@@ -79,7 +81,7 @@ def test_creates_every_schedule_to_run_at_once():
     assert "renewals.run_due_renewals: created (renewals.tasks.run_due_renewals every 5 min)" in out
 
 
-def test_a_second_run_changes_nothing():
+def test_a_second_run_changes_nothing() -> None:
     run()
     before = {name: (row.pk, row.next_run) for name, row in rows().items()}
     with freeze_time(NOW + dt.timedelta(minutes=3)):
@@ -89,7 +91,7 @@ def test_a_second_run_changes_nothing():
     assert out.splitlines() == [f"{spec.name}: unchanged" for spec in SCHEDULES]
 
 
-def test_an_edited_schedule_is_restored_and_runs_next_in_the_future():
+def test_an_edited_schedule_is_restored_and_runs_next_in_the_future() -> None:
     run()
     Schedule.objects.filter(name="renewals.run_due_renewals").update(
         minutes=3, func="renewals.tasks.other", next_run=NOW - dt.timedelta(hours=1, minutes=2)
@@ -106,7 +108,7 @@ def test_an_edited_schedule_is_restored_and_runs_next_in_the_future():
     ) in out
 
 
-def test_fields_the_package_does_not_set_are_kept():
+def test_fields_the_package_does_not_set_are_kept() -> None:
     run()
     Schedule.objects.filter(name="renewals.create_checkpoint").update(
         hook="myproject.hooks.report", cluster="eu"
@@ -116,7 +118,7 @@ def test_fields_the_package_does_not_set_are_kept():
     assert (row.hook, row.cluster) == ("myproject.hooks.report", "eu")
 
 
-def test_duplicates_of_a_name_are_deleted():
+def test_duplicates_of_a_name_are_deleted() -> None:
     run()
     Schedule.objects.create(
         name="renewals.send_due_notices", func="renewals.tasks.send_due_notices"
@@ -126,7 +128,7 @@ def test_duplicates_of_a_name_are_deleted():
     assert "renewals.send_due_notices: updated (deleted 1 duplicate(s))" in out
 
 
-def test_check_changes_nothing_and_exits_1_when_out_of_date():
+def test_check_changes_nothing_and_exits_1_when_out_of_date() -> None:
     out, _err, status = run("--check")
     assert status == 1
     assert not Schedule.objects.exists()
@@ -140,7 +142,7 @@ def test_check_changes_nothing_and_exits_1_when_out_of_date():
     assert rows()["renewals.send_due_notices"].minutes == 2
 
 
-def test_intervals_from_the_setting(settings):
+def test_intervals_from_the_setting(settings: Settings) -> None:
     run()
     settings.RENEWALS = {
         "SCHEDULES": {"renewals.run_due_renewals": 2, "renewals.create_checkpoint": None}
@@ -164,20 +166,22 @@ def test_intervals_from_the_setting(settings):
         ({"renewals.run_due_renewals": "5"}, "must be an integer"),
     ],
 )
-def test_invalid_settings_name_the_key(settings, value, message):
+def test_invalid_settings_name_the_key(
+    settings: Settings, value: dict[str, object], message: str
+) -> None:
     settings.RENEWALS = {"SCHEDULES": value}
     with pytest.raises(ImproperlyConfigured, match=message):
         intervals()
 
 
-def test_warns_while_the_cluster_catches_up(monkeypatch):
+def test_warns_while_the_cluster_catches_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Conf, "CATCH_UP", True)
     assert "Q_CLUSTER['catch_up'] is on" in run()[1]
     monkeypatch.setattr(Conf, "CATCH_UP", False)
     assert run()[1] == ""
 
 
-def test_upsert_schedules_returns_the_changes():
+def test_upsert_schedules_returns_the_changes() -> None:
     changes = upsert_schedules(NOW, dry_run=True)
     assert [(c.name, c.action, c.changed) for c in changes] == [
         (spec.name, "created", True) for spec in SCHEDULES
@@ -195,5 +199,5 @@ def test_upsert_schedules_returns_the_changes():
         (NOW - 7 * MINUTE, NOW + 3 * MINUTE),  # missed runs are skipped, at the phase
     ],
 )
-def test_next_future_run(current, expected):
+def test_next_future_run(current: dt.datetime | None, expected: dt.datetime) -> None:
     assert next_future_run(current, 5 * MINUTE, NOW) == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,59 +13,56 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from freezegun import freeze_time
+from pytest_django import Settings
 
 from notifications.backends import locmem
-from notifications.messages import PushMessage, Receipt, SendResult, SMSMessage
+from notifications.messages import Message, PushMessage, Receipt, SendResult, SMSMessage
 from notifications.models import Delivery, Device
+from notifications.recipients import Recipient
 from notifications.status import apply_receipt
 from renewals import tasks
 from renewals.links import cancel_url
 from renewals.models import AuditEvent, NoticeStatus, RenewalNotice
-from renewals.services import plan_notices, record_consent, renewal_gate
+from renewals.services import renewal_gate
 from renewals.services.notice_state import refresh_notices
-from renewals.services.sweep import claim_due_notices, send_due_notices
+from renewals.services.sweep import SweepResult, claim_due_notices, send_due_notices
 from renewals.signals import notice_missed
+from renewals.types import User
 
 from ..concurrency import run_concurrently
-from .factories import make_evidence, make_subscription, make_terms, make_user
-from .recipients import RESOLVER
+from .factories import PHONE, make_consented_subscription, make_terms, make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reachable_users")]
 
-PHONE = "+8613812345678"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PLANNED_AT = dt.datetime(2027, 2, 1, tzinfo=dt.UTC)
 RENEWAL = dt.datetime(2027, 3, 10, 9, tzinfo=SHANGHAI)
 
-
-@pytest.fixture(autouse=True)
-def _resolver(settings):
-    settings.NOTIFICATIONS = {
-        **settings.NOTIFICATIONS,
-        "RECIPIENT_RESOLVER": RESOLVER,
-        "RATE_LIMIT": None,
-    }
+M = TypeVar("M", bound=Message)
 
 
-def subscriber(*, phone: str | None = PHONE, device: bool = True, locale: str = "en"):
+def subscriber(*, phone: str | None = PHONE, device: bool = True, locale: str = "en") -> User:
     user = make_user(first_name=phone or "", last_name=locale)
     if device:
         Device.objects.create(user=user, platform="android", provider="fcm", token=f"tok-{user.pk}")
     return user
 
 
-def planned(user=None, *, renewal=RENEWAL, zone="Asia/Shanghai", **fields) -> RenewalNotice:
+def planned(
+    user: User | None = None,
+    *,
+    renewal: dt.datetime = RENEWAL,
+    zone: str = "Asia/Shanghai",
+    **fields: Any,
+) -> RenewalNotice:
     """The notice planned for a consenting subscriber's renewal at ``renewal``."""
-    with freeze_time(PLANNED_AT):
-        subscription = make_subscription(
-            user=user or subscriber(), next_renewal_at=renewal, time_zone=zone, **fields
-        )
-        record_consent(subscription, make_evidence(subscription.terms), actor=subscription.user)
-        (notice,) = plan_notices(subscription)
-    return notice
+    subscription = make_consented_subscription(
+        at=PLANNED_AT, user=user or subscriber(), next_renewal_at=renewal, time_zone=zone, **fields
+    )
+    return subscription.notices.get()
 
 
-def cn_reminder_with(settings, **rule) -> str:
+def cn_reminder_with(settings: Settings, **rule: object) -> str:
     """The code of a pack like ``cn`` whose reminder rule has ``rule``'s fields."""
     settings.RENEWALS = {
         **settings.RENEWALS,
@@ -73,7 +71,7 @@ def cn_reminder_with(settings, **rule) -> str:
     return "cn-test"
 
 
-def sweep_at(at: dt.datetime):
+def sweep_at(at: dt.datetime) -> SweepResult:
     with freeze_time(at):
         return send_due_notices()
 
@@ -83,14 +81,14 @@ def reload(notice: RenewalNotice) -> RenewalNotice:
     return notice
 
 
-def outbox_of(kind: type) -> list:
+def outbox_of(kind: type[M]) -> list[M]:
     return [message for message in locmem.outbox if isinstance(message, kind)]
 
 
 # --- sending -----------------------------------------------------------------------------
 
 
-def test_a_due_notice_goes_out_once_by_sms_and_push_with_the_cancel_link():
+def test_a_due_notice_goes_out_once_by_sms_and_push_with_the_cancel_link() -> None:
     notice = planned()
     assert sweep_at(notice.send_at - dt.timedelta(seconds=1)).claimed == 0
     assert locmem.outbox == []
@@ -120,7 +118,7 @@ def test_a_due_notice_goes_out_once_by_sms_and_push_with_the_cancel_link():
     }
 
 
-def test_the_reminder_is_written_in_the_users_locale():
+def test_the_reminder_is_written_in_the_users_locale() -> None:
     notice = planned(subscriber(locale="zh-hans"))
     sweep_at(notice.send_at)
     [sms] = outbox_of(SMSMessage)
@@ -128,7 +126,7 @@ def test_the_reminder_is_written_in_the_users_locale():
     assert "一键关闭" in sms.body
 
 
-def test_the_date_is_written_in_the_language_of_the_text_around_it():
+def test_the_date_is_written_in_the_language_of_the_text_around_it() -> None:
     notice = planned(subscriber(locale="fr"))  # no French reminder: the first one, Chinese
     sweep_at(notice.send_at)
     [sms] = outbox_of(SMSMessage)
@@ -136,7 +134,7 @@ def test_the_date_is_written_in_the_language_of_the_text_around_it():
     assert "mars" not in sms.body
 
 
-def test_sweeping_again_sends_nothing_more():
+def test_sweeping_again_sends_nothing_more() -> None:
     notice = planned()
     sweep_at(notice.send_at)
     again = sweep_at(notice.send_at + dt.timedelta(hours=1))
@@ -145,7 +143,7 @@ def test_sweeping_again_sends_nothing_more():
     assert Delivery.objects.count() == 2
 
 
-def test_the_task_returns_the_counts():
+def test_the_task_returns_the_counts() -> None:
     notice = planned()
     with freeze_time(notice.send_at):
         counts = tasks.send_due_notices()
@@ -165,7 +163,9 @@ def test_the_task_returns_the_counts():
         ("Europe/Berlin", dt.datetime(2027, 11, 6, 1, 30)),
     ],
 )
-def test_notices_go_out_at_the_planned_local_hour_across_dst(zone, renewal):
+def test_notices_go_out_at_the_planned_local_hour_across_dst(
+    zone: str, renewal: dt.datetime
+) -> None:
     local_renewal = renewal.replace(tzinfo=ZoneInfo(zone))
     notice = planned(renewal=local_renewal, zone=zone)
     assert notice.send_at.astimezone(ZoneInfo(zone)).hour == 19
@@ -174,6 +174,7 @@ def test_notices_go_out_at_the_planned_local_hour_across_dst(zone, renewal):
     assert sweep_at(notice.send_at).sent == 1
 
     notice = reload(notice)
+    assert notice.sent_at is not None
     assert notice.sent_at.astimezone(ZoneInfo(zone)).hour == 19
     assert notice.given_in_window()
 
@@ -181,7 +182,7 @@ def test_notices_go_out_at_the_planned_local_hour_across_dst(zone, renewal):
 # --- claiming ----------------------------------------------------------------------------
 
 
-def test_a_claimed_notice_is_not_claimed_again_until_its_lease_ends():
+def test_a_claimed_notice_is_not_claimed_again_until_its_lease_ends() -> None:
     notice = planned()
     assert claim_due_notices(now=notice.send_at, limit=10) == [notice.pk]
     assert claim_due_notices(now=notice.send_at, limit=10) == []
@@ -194,7 +195,7 @@ def test_a_claimed_notice_is_not_claimed_again_until_its_lease_ends():
     assert reload(notice).attempts == 2
 
 
-def test_claims_take_the_earliest_first_and_respect_the_limit():
+def test_claims_take_the_earliest_first_and_respect_the_limit() -> None:
     early = planned(renewal=RENEWAL)
     late = planned(renewal=RENEWAL + dt.timedelta(hours=1))
     now = late.send_at
@@ -203,7 +204,7 @@ def test_claims_take_the_earliest_first_and_respect_the_limit():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_four_sweeps_at_once_send_each_notice_once():
+def test_four_sweeps_at_once_send_each_notice_once() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serializes writers; the race needs PostgreSQL's row locks")
     notices = [planned() for _ in range(12)]
@@ -220,7 +221,7 @@ def test_four_sweeps_at_once_send_each_notice_once():
 # --- channels a user cannot be reached on ------------------------------------------------
 
 
-def test_a_channel_without_an_address_is_skipped_and_the_other_gives_the_notice():
+def test_a_channel_without_an_address_is_skipped_and_the_other_gives_the_notice() -> None:
     notice = planned(subscriber(phone=None))
     sweep_at(notice.send_at)
     notice = reload(notice)
@@ -230,7 +231,9 @@ def test_a_channel_without_an_address_is_skipped_and_the_other_gives_the_notice(
     assert len(outbox_of(PushMessage)) == 1
 
 
-def test_a_user_reachable_on_no_channel_is_missed_at_once_with_an_alert(caplog):
+def test_a_user_reachable_on_no_channel_is_missed_at_once_with_an_alert(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     notice = planned(subscriber(phone=None, device=False))
     heard = []
     notice_missed.connect(lambda **kw: heard.append(kw), weak=False, dispatch_uid="t")
@@ -251,7 +254,7 @@ def test_a_user_reachable_on_no_channel_is_missed_at_once_with_an_alert(caplog):
     assert not renewal_gate(notice.subscription, notice.renewal_at).allowed
 
 
-def test_a_number_the_provider_refuses_for_good_leaves_push_to_give_the_notice():
+def test_a_number_the_provider_refuses_for_good_leaves_push_to_give_the_notice() -> None:
     notice = planned()
     locmem.next_results.append(SendResult.permanent_failure("invalid_number"))
     sweep_at(notice.send_at)
@@ -263,7 +266,7 @@ def test_a_number_the_provider_refuses_for_good_leaves_push_to_give_the_notice()
 # --- retries, deferral, missed windows ---------------------------------------------------
 
 
-def test_a_failed_send_is_retried_with_backoff_and_then_given():
+def test_a_failed_send_is_retried_with_backoff_and_then_given() -> None:
     notice = planned()
     locmem.next_results.append(SendResult.retry("provider_down"))
     result = sweep_at(notice.send_at)
@@ -286,7 +289,7 @@ def test_a_failed_send_is_retried_with_backoff_and_then_given():
     assert Delivery.objects.get(channel="sms").attempts == 3
 
 
-def test_quiet_hours_defer_the_send_instead_of_failing_it(settings):
+def test_quiet_hours_defer_the_send_instead_of_failing_it(settings: Settings) -> None:
     notice = planned()
     settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "QUIET_HOURS": (18, 23)}
     sweep_at(notice.send_at)  # 19:00 in Shanghai: inside quiet hours
@@ -299,7 +302,7 @@ def test_quiet_hours_defer_the_send_instead_of_failing_it(settings):
     assert reload(notice).status == NoticeStatus.SENT
 
 
-def test_provider_down_for_the_whole_window_misses_the_notice_and_holds_the_renewal():
+def test_provider_down_for_the_whole_window_misses_the_notice_and_holds_the_renewal() -> None:
     notice = planned()
     at = notice.send_at
     while at <= notice.window_closes_at:
@@ -316,7 +319,7 @@ def test_provider_down_for_the_whole_window_misses_the_notice_and_holds_the_rene
     assert not renewal_gate(notice.subscription, notice.renewal_at).allowed
 
 
-def test_a_notice_no_sweep_reached_is_missed_once_its_window_closed():
+def test_a_notice_no_sweep_reached_is_missed_once_its_window_closed() -> None:
     notice = planned()
     result = sweep_at(notice.window_closes_at + dt.timedelta(seconds=1))
     assert (result.missed, result.claimed) == (1, 0)
@@ -324,7 +327,7 @@ def test_a_notice_no_sweep_reached_is_missed_once_its_window_closed():
     assert locmem.outbox == []
 
 
-def test_a_notice_whose_renewal_moved_is_withdrawn_not_sent():
+def test_a_notice_whose_renewal_moved_is_withdrawn_not_sent() -> None:
     notice = planned()
     subscription = notice.subscription
     subscription.next_renewal_at = RENEWAL + dt.timedelta(days=30)
@@ -338,14 +341,20 @@ def test_a_notice_whose_renewal_moved_is_withdrawn_not_sent():
 # --- receipts ------------------------------------------------------------------------------
 
 
-def receipt(delivery: Delivery, status: str, at: dt.datetime) -> None:
+def receipt(
+    delivery: Delivery,
+    status: Literal["sent", "delivered", "undelivered", "failed"],
+    at: dt.datetime,
+) -> None:
     apply_receipt(
         backend_alias=delivery.backend_alias,
         receipt=Receipt(provider_message_id=delivery.provider_message_id, status=status, at=at),
     )
 
 
-def test_a_receipt_that_says_undelivered_takes_the_evidence_back_and_the_channel_is_resent():
+def test_a_receipt_that_says_undelivered_takes_the_evidence_back_and_the_channel_is_resent() -> (
+    None
+):
     notice = planned()
     sweep_at(notice.send_at)
     sms = Delivery.objects.get(channel="sms")
@@ -366,7 +375,9 @@ def test_a_receipt_that_says_undelivered_takes_the_evidence_back_and_the_channel
     assert renewal_gate(notice.subscription, notice.renewal_at).allowed
 
 
-def test_a_rule_that_waits_for_receipts_counts_the_notice_given_only_when_delivered(settings):
+def test_a_rule_that_waits_for_receipts_counts_the_notice_given_only_when_delivered(
+    settings: Settings,
+) -> None:
     notice = planned(policy=cn_reminder_with(settings, delivered_when="delivered"))
     sweep_at(notice.send_at)
     notice = reload(notice)
@@ -381,7 +392,7 @@ def test_a_rule_that_waits_for_receipts_counts_the_notice_given_only_when_delive
     assert notice.given_at == later
 
 
-def test_first_success_stops_at_the_first_channel_a_provider_accepts(settings):
+def test_first_success_stops_at_the_first_channel_a_provider_accepts(settings: Settings) -> None:
     notice = planned(policy=cn_reminder_with(settings, strategy="first_success"))
     with override_settings(SILENCED_SYSTEM_CHECKS=["renewals.E003"]):
         sweep_at(notice.send_at)
@@ -390,7 +401,7 @@ def test_first_success_stops_at_the_first_channel_a_provider_accepts(settings):
     assert outbox_of(PushMessage) == []
 
 
-def test_the_fallback_is_tried_as_the_window_nears_its_close(settings):
+def test_the_fallback_is_tried_as_the_window_nears_its_close(settings: Settings) -> None:
     notice = planned(
         policy=cn_reminder_with(settings, channels=["push"], fallback_channels=["sms"])
     )
@@ -413,14 +424,14 @@ def test_the_fallback_is_tried_as_the_window_nears_its_close(settings):
     assert Delivery.objects.filter(dispatch_key=f"notice:{notice.pk}:fallback").count() == 1
 
 
-def test_refreshing_a_notice_with_no_deliveries_changes_nothing():
+def test_refreshing_a_notice_with_no_deliveries_changes_nothing() -> None:
     notice = planned()
     before = reload(notice).updated_at
     assert refresh_notices([notice.pk], now=notice.send_at) == {notice.pk: NoticeStatus.PLANNED}
     assert reload(notice).updated_at == before
 
 
-def test_a_notice_for_another_pack_with_a_price_in_another_currency_states_it():
+def test_a_notice_for_another_pack_with_a_price_in_another_currency_states_it() -> None:
     terms = make_terms(currency="USD", locale="en", service_name="Example Pro")
     notice = planned(terms=terms)
     sweep_at(notice.send_at)
@@ -429,7 +440,7 @@ def test_a_notice_for_another_pack_with_a_price_in_another_currency_states_it():
     assert "25.00 USD" in sms.body
 
 
-def test_a_long_sweep_leases_each_batch_from_the_time_it_claims_it():
+def test_a_long_sweep_leases_each_batch_from_the_time_it_claims_it() -> None:
     notice = planned()
     with freeze_time(notice.send_at + dt.timedelta(minutes=10)):
         assert claim_due_notices(now=notice.send_at, limit=1) == [notice.pk]
@@ -437,7 +448,9 @@ def test_a_long_sweep_leases_each_batch_from_the_time_it_claims_it():
     assert lease == notice.send_at + dt.timedelta(minutes=10, seconds=300)
 
 
-def test_a_device_no_backend_serves_leaves_push_skipped_and_sms_gives_the_notice(settings):
+def test_a_device_no_backend_serves_leaves_push_skipped_and_sms_gives_the_notice(
+    settings: Settings,
+) -> None:
     settings.NOTIFICATIONS = {
         **settings.NOTIFICATIONS,
         "BACKENDS": {
@@ -455,7 +468,9 @@ def test_a_device_no_backend_serves_leaves_push_skipped_and_sms_gives_the_notice
     assert "no push alias" in notice.skipped["push"]
 
 
-def test_a_resolver_that_raises_fails_its_notice_alone_and_is_retried(settings, caplog):
+def test_a_resolver_that_raises_fails_its_notice_alone_and_is_retried(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     broken = planned(subscriber(phone="+8613800000001"))
     fine = planned()
     settings.NOTIFICATIONS = {
@@ -473,7 +488,7 @@ def test_a_resolver_that_raises_fails_its_notice_alone_and_is_retried(settings, 
     assert reload(fine).status == NoticeStatus.SENT
 
 
-def resolve_or_break(user):
+def resolve_or_break(user: User) -> Recipient:
     from .recipients import resolve
 
     if user.first_name == "+8613800000001":
@@ -481,7 +496,7 @@ def resolve_or_break(user):
     return resolve(user)
 
 
-def test_a_sweeps_statements_do_not_grow_with_its_batch():
+def test_a_sweeps_statements_do_not_grow_with_its_batch() -> None:
     def statements(count: int) -> int:
         notices = [planned() for _ in range(count)]
         with CaptureQueriesContext(connection) as captured:

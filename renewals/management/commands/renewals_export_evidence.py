@@ -8,13 +8,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from renewals.models import Subscription
-from renewals.services.evidence import evidence_pack
+from renewals.services import evidence_pack
 
 
 class Command(BaseCommand):
     help = (
         "Export the evidence pack of one subscription as JSON: terms shown, consent evidence, "
-        "notices and their outcomes, cancellation, and audit entries with their chain proof."
+        "notices and their outcomes, cancellation, each row's binding to the audit log, and "
+        "the audit entries with the newest checkpoint's proof of the chain's head (a Merkle "
+        "path that names no other subscription)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
