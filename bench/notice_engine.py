@@ -3,7 +3,7 @@ beside one django-q2 ``Schedule`` row per reminder.
 
 Run: ``DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_DB_SUFFIX=_nbench
 python bench/notice_engine.py [N]`` (default N = 1,000,000; PostgreSQL only). Uses
-``tests.settings``, creates and migrates a throwaway test database, inserts N auto-renewing
+``bench.settings``, creates and migrates a throwaway test database, inserts N auto-renewing
 subscriptions in bulk SQL (``generate_series``: four zones, the ``cn``, ``us-ca`` and ``fr``
 packs, one notice each, renewals spread so that the notices' send times spread over the next
 30 days), then times:
@@ -24,6 +24,7 @@ Prints a table; asserts nothing about timings.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import platform
@@ -32,16 +33,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("TEST_DB_SUFFIX", "_nbench")
 
 import django
 
 django.setup()
 
+from bulk import subscribers  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -53,10 +55,12 @@ from django_q.scheduler import scheduler  # noqa: E402
 from renewals.models import AuditEvent, RenewalNotice  # noqa: E402
 from renewals.services.batch_planning import plan_all  # noqa: E402
 from renewals.services.sweep import claim_due_notices  # noqa: E402
-from tests.renewals.factories import make_terms, make_user  # noqa: E402
+from renewals.testing.factories import make_terms  # noqa: E402
 
 DUE = 1000
 REPEAT = 5
+T = TypeVar("T")
+
 TABLE = RenewalNotice._meta.db_table
 
 FLOOR = f"""
@@ -76,7 +80,7 @@ def sql(statement: str, params: Any = None) -> list[tuple[Any, ...]]:
         return cursor.fetchall() if cursor.description else []
 
 
-def timed(operation: Callable[[], Any]) -> tuple[float, Any]:
+def timed(operation: Callable[[], T]) -> tuple[float, T]:
     started = time.perf_counter()
     result = operation()
     return time.perf_counter() - started, result
@@ -88,7 +92,7 @@ def make_subscriptions(count: int) -> None:
     (America/Los_Angeles), 15 % ``fr`` monthly (Europe/Berlin). Each pack's renewals start
     as far ahead as its window closes (5, 15 and 31 days) plus two days, and spread over 30
     days, so every notice is planned to go out within the next 30 days, none of them yet."""
-    user = make_user("bench")
+    (user,) = subscribers(1)
     monthly = make_terms()
     yearly = make_terms(currency="USD", interval="year", locale="en")
     sql(
@@ -132,13 +136,13 @@ def write_floor() -> float:
             INSERT INTO {TABLE} (
                 subscription_id, renewal_at, rule_id, policy, window_opens_at,
                 window_closes_at, send_at, time_zone, channels, strategy, fallback_channels,
-                delivered_when, status, attempts, resends, skipped, last_error, created_at,
-                updated_at)
+                delivered_when, message, status, attempts, resends, skipped, last_error,
+                created_at, updated_at)
             SELECT id, next_renewal_at, 'renewal-reminder', policy,
                    next_renewal_at - interval '7 days', next_renewal_at - interval '5 days',
                    date_trunc('hour', next_renewal_at - interval '6 days'), time_zone,
-                   '["sms", "push"]', 'all', '[]', 'accepted', 'planned', 0, 0, '{{}}', '',
-                   now(), now()
+                   '["sms", "push"]', 'all', '[]', 'accepted', 'renewals.reminder', 'planned',
+                   0, 0, '{{}}', '', now(), now()
             FROM renewals_subscription
             ON CONFLICT DO NOTHING
             """
@@ -150,7 +154,7 @@ def vacuum_notices() -> None:
     sql(f"VACUUM ANALYZE {TABLE}")
 
 
-def median_ms(operation: Callable[[], Any], reset: Callable[[Any], None]) -> tuple[float, Any]:
+def median_ms(operation: Callable[[], T], reset: Callable[[T], None]) -> tuple[float, T]:
     """The median of ``REPEAT`` timed runs of ``operation``, ``reset`` after each."""
     runs = []
     for _ in range(REPEAT):
@@ -216,7 +220,7 @@ def measure_planning(count: int, notes: list[str]) -> tuple[list[Row], float]:
     for workers in (1, 2):
         sql(f"TRUNCATE {TABLE}, {AuditEvent._meta.db_table}")
         cpu = time.process_time()
-        seconds, totals = timed(lambda workers=workers: plan_all(workers=workers))
+        seconds, totals = timed(functools.partial(plan_all, workers=workers))
         cpu = time.process_time() - cpu
         times.append(seconds)
         rows.append(
@@ -325,7 +329,7 @@ def create_schedules(count: int) -> float:
 
 def timed_ms_scheduler() -> tuple[float, int]:
     """One django-q2 scheduler pass into the ORM broker; (ms, tasks it queued)."""
-    Conf.SYNC = False  # tests.settings runs tasks inline; a real cluster queues them
+    Conf.SYNC = False  # bench.settings runs tasks inline; a real cluster queues them
     broker = get_broker()
     queued = OrmQ.objects.count()
     seconds, _ = timed(lambda: scheduler(broker=broker))

@@ -2,7 +2,7 @@
 
 Run: ``DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_DB_SUFFIX=_ocbench
 python bench/one_click_cancel.py [N]`` (SQLite in memory without DATABASE_URL). Uses
-``tests.settings``, creates and migrates a throwaway test database, makes N subscriptions
+``bench.settings``, creates and migrates a throwaway test database, makes N subscriptions
 (default 1000) with auto-renewal on, a consent and a reminder's notice each, then posts each
 notice's one-click link once with Django's test ``Client`` (the middleware, the rate limit in
 the local-memory cache, the token, ``cancel_auto_renewal`` with the local gateway's sync
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("TEST_DB_SUFFIX", "_ocbench")
 
 import django
@@ -46,8 +46,8 @@ from django.utils import timezone  # noqa: E402
 from django_q.conf import Conf  # noqa: E402
 
 from renewals.models import Consent, Subscription  # noqa: E402
+from renewals.testing.factories import make_terms  # noqa: E402
 from renewals.tokens import one_click_token  # noqa: E402
-from tests.renewals.factories import make_terms  # noqa: E402
 
 #: Requests made first and not timed: imports, template loading, connection set-up.
 WARM_UP = 20
@@ -113,7 +113,7 @@ def measure(count: int) -> tuple[list[float], list[float], int]:
 
 
 def main(count: int) -> None:
-    # Production puts the confirmation task on the broker; tests.settings runs it inline.
+    # Production puts the confirmation task on the broker; bench.settings runs it inline.
     Conf.SYNC = False
     logging.getLogger("django-q").setLevel(logging.WARNING)  # not a line per task queued
     creation = connection.creation

@@ -2,7 +2,7 @@
 
 Run: ``DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_DB_SUFFIX=_rbench
 python bench/renewals_throughput.py [N]`` (SQLite in memory without DATABASE_URL). Uses
-``tests.settings``, creates and migrates a throwaway test database, and times, for N
+``bench.settings``, creates and migrates a throwaway test database, and times, for N
 subscriptions (default 1000): ``subscribe()``, ``plan_notices()`` after each renewal moved,
 ``record_event()`` from 1 and 8 threads (PostgreSQL only for the threads),
 ``cancel_auto_renewal()``, ``create_checkpoint()`` and ``verify_audit()``. Prints a table;
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("TEST_DB_SUFFIX", "_bench")
 
 import django
@@ -46,7 +46,8 @@ from renewals.services import (  # noqa: E402
     subscribe,
     verify_audit,
 )
-from tests.renewals.factories import make_evidence, make_terms  # noqa: E402
+from renewals.testing.factories import make_consent_evidence, make_terms  # noqa: E402
+from renewals.types import User  # noqa: E402
 
 T = TypeVar("T")
 
@@ -155,18 +156,18 @@ def measure(count: int) -> tuple[list[Row], list[str], str]:
     rows: list[Row] = []
     notes: list[str] = []
     total = count + SAMPLE
-    User = get_user_model()
-    users = User.objects.bulk_create(
-        User(username=f"bench{i}", email=f"bench{i}@example.com") for i in range(total)
+    user_model = get_user_model()
+    users = user_model.objects.bulk_create(
+        user_model(username=f"bench{i}", email=f"bench{i}@example.com") for i in range(total)
     )
-    if users[0].pk is None:  # backends that do not return bulk primary keys
-        users = list(User.objects.order_by("pk"))
+    if not connection.features.can_return_rows_from_bulk_insert:  # no primary keys set
+        users = list(user_model.objects.order_by("pk"))
     terms = make_terms()
-    evidence = make_evidence(terms)
+    evidence = make_consent_evidence(terms)
 
     subscriptions: list[Subscription] = []
 
-    def do_subscribe(user: Any) -> None:
+    def do_subscribe(user: User) -> None:
         subscriptions.append(subscribe(user, terms, evidence, time_zone="Asia/Shanghai"))
 
     rows.append(run("subscribe()", users, do_subscribe))

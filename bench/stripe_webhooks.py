@@ -2,10 +2,11 @@
 
 Run: ``DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_DB_SUFFIX=_whbench
 python bench/stripe_webhooks.py [N]`` (SQLite in memory without DATABASE_URL). Uses
-``tests.settings``, creates and migrates a throwaway test database, and makes 1,000
-subscriptions billed by Stripe (the gateway over the test suite's fake HTTP client, which
-counts every request the SDK would send). This script is the URLconf: the package's URLs as
-a site includes them, and beside them a trivial view (``csrf_exempt``, answers an empty 200).
+``bench.settings``, creates and migrates a throwaway test database, and makes 1,000
+subscriptions billed by Stripe (the gateway over the package's fake Stripe HTTP client,
+``renewals.testing.stripe.FakeStripe``, which counts every request the SDK would send). This
+script is the URLconf: the package's URLs as a site includes them, and beside them a trivial
+view (``csrf_exempt``, answers an empty 200).
 
 N (default 2,000) ``customer.subscription.updated`` events per round, each about one of the
 subscriptions, created a second after the one before and carrying Stripe's full subscription
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("TEST_DB_SUFFIX", "_whbench")
 
 import django
@@ -51,8 +52,8 @@ from django.utils import timezone  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
 from renewals.models import EventOutcome, StripeEvent, Subscription  # noqa: E402
-from tests.renewals.factories import make_terms  # noqa: E402
-from tests.renewals.stripe_fake import (  # noqa: E402
+from renewals.testing.factories import make_terms  # noqa: E402
+from renewals.testing.stripe import (  # noqa: E402
     API_KEY,
     WEBHOOK_SECRET,
     FakeStripe,

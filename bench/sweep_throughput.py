@@ -2,7 +2,7 @@
 
 Run: ``DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_DB_SUFFIX=_sbench
 python bench/sweep_throughput.py [N]`` (SQLite in memory without DATABASE_URL). Uses
-``tests.settings``, creates and migrates a throwaway test database, makes N subscribers
+``bench.settings``, creates and migrates a throwaway test database, makes N subscribers
 (default 5000) with a phone number and a push device, and a ``cn`` notice due now for each
 (one SMS and one push), then times ``renewals.tasks.send_due_notices()``:
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("TEST_DB_SUFFIX", "_sbench")
 
 import django
@@ -41,7 +41,9 @@ import django
 django.setup()
 
 import httpx  # noqa: E402
-from bulk import cn_reminders, cn_subscriptions, subscribers  # noqa: E402
+from bulk import RESOLVER, cn_reminders, cn_subscriptions, reachable, subscribers  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -53,8 +55,7 @@ from renewals.models import NoticeStatus, RenewalNotice  # noqa: E402
 from renewals.services.notice_state import notice_reference  # noqa: E402
 from renewals.services.sweep import reminder  # noqa: E402
 from renewals.tasks import send_due_notices  # noqa: E402
-from tests.renewals.factories import make_terms  # noqa: E402
-from tests.renewals.recipients import RESOLVER, resolve  # noqa: E402
+from renewals.testing.factories import make_terms  # noqa: E402
 
 PROVIDER_DELAY = 0.1
 #: Provider calls in flight per backend alias in the slow-provider rows.
@@ -86,9 +87,21 @@ def fcm_reply(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"name": "projects/p/messages/" + os.urandom(8).hex()})
 
 
-def slow_providers() -> dict[str, Any]:
-    from tests.notifications.test_backend_fcm import SERVICE_ACCOUNT
+def fcm_service_account() -> dict[str, str]:
+    """A service account for the FCM backend, with a new RSA key: it signs the token
+    request, which the fake transport answers without checking it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "project_id": "p",
+        "private_key": pem.decode(),
+        "client_email": "push@p.iam.gserviceaccount.com",
+    }
 
+
+def slow_providers() -> dict[str, Any]:
     return {
         "sms": {
             "BACKEND": "notifications.backends.twilio.TwilioSMSBackend",
@@ -103,7 +116,7 @@ def slow_providers() -> dict[str, Any]:
         "push": {
             "BACKEND": "notifications.backends.fcm.FCMBackend",
             "OPTIONS": {
-                "service_account_info": SERVICE_ACCOUNT,
+                "service_account_info": fcm_service_account(),
                 "concurrency": CONCURRENCY,
                 "transport": slow_transport(fcm_reply),
             },
@@ -131,7 +144,7 @@ def send_one_by_one() -> int:
     )
     sent = 0
     for notice in notices:
-        recipient = resolve(notice.subscription.user)
+        recipient = reachable(notice.subscription.user)
         url = cancel_url(notice)
         send(
             recipient,
@@ -187,7 +200,9 @@ def in_processes(count: int, workers: int, backends_name: str) -> float:
         )
         for _ in range(workers)
     ]
-    spans = [json.loads(child.communicate(timeout=600)[0].splitlines()[-1]) for child in children]
+    spans: list[tuple[float, float]] = [
+        json.loads(child.communicate(timeout=600)[0].splitlines()[-1]) for child in children
+    ]
     check_and_clear(count)
     return max(end for _, end in spans) - min(start for start, _ in spans)
 
@@ -206,7 +221,7 @@ def main(count: int, slow_count: int) -> None:
     creation = connection.creation
     name = creation.create_test_db(verbosity=0, autoclobber=True)
     slow = f"providers at {PROVIDER_DELAY * 1000:.0f} ms, {CONCURRENCY} calls in flight"
-    rows = []
+    rows: list[tuple[str, int, float, float | None, float]] = []
     try:
         sweep, statements = timed(count, DUMMY, send_due_notices)
         single, _ = timed(min(count, 500), DUMMY, send_one_by_one)

@@ -48,6 +48,7 @@ from .services.health import (
     overdue_notices_q,
 )
 from .services.stripe_events import needs_processing, reprocess_event
+from .types import AuthenticatedHttpRequest
 
 if TYPE_CHECKING:
     from django.db.models.options import Options
@@ -129,7 +130,9 @@ class SubscriptionAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return may_change(request, self.opts)
 
     @admin.action(description=_("Switch auto-renewal off"), permissions=["cancel"])
-    def switch_auto_renewal_off(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    def switch_auto_renewal_off(
+        self, request: AuthenticatedHttpRequest, queryset: QuerySet[Subscription]
+    ) -> None:
         selected = list(queryset)
         changed = sum(
             cancel_auto_renewal(sub, actor=request.user, via=RevokedVia.ADMIN).changed

@@ -21,6 +21,14 @@ def _default(value: Any) -> str:
     raise TypeError(f"Cannot put {type(value).__name__} in canonical JSON")
 
 
+def canonical_value(value: Any) -> Any:
+    """A scalar as canonical JSON reads it back (a datetime as its UTC ISO string, a Decimal
+    as a plain string), without a round trip through JSON."""
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return value
+    return _default(value)
+
+
 def canonical_json(content: Any) -> str:
     """Sorted keys, no spaces, UTF-8 text; Decimals as plain strings, datetimes in UTC."""
     return json.dumps(

@@ -101,7 +101,8 @@ class ConsentField(_RendersInitial, forms.BooleanField):
     Re-rendered after an error, the box is unticked again and the user ticks it again.
     """
 
-    widget = ConsentCheckbox
+    # A class here, an instance once the field is built: Any, as django-stubs types it.
+    widget: Any = ConsentCheckbox
     default_error_messages = {
         "required": _("Tick the box to agree to automatic renewal."),
     }

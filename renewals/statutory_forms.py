@@ -30,6 +30,7 @@ from .models import DeclarationKind, Subscription
 from .models.declaration import contract_number
 from .policies import CancellationFlow
 from .services.declarations import CONTRACT_NUMBER, Statement, contracts_offered
+from .types import User
 
 #: The ``ends`` choice that leaves the date to the law: the earliest possible one.
 EARLIEST = "earliest"
@@ -62,7 +63,7 @@ class DeclarationForm(forms.Form):
         self,
         *args: Any,
         flow: CancellationFlow,
-        user: Any,
+        user: User | None,
         at: dt.datetime,
         **kwargs: Any,
     ) -> None:
@@ -210,7 +211,7 @@ class CancellationForm(DeclarationForm):
         )
 
 
-def _details_on_file(user: Any) -> dict[str, str]:
+def _details_on_file(user: User) -> dict[str, str]:
     """The signed-in consumer's name and contact details, to fill the form in."""
     try:
         phone = get_resolver()(user).phone or ""

@@ -1,6 +1,7 @@
 """Settings for the test suite: SQLite by default, PostgreSQL when DATABASE_URL is set."""
 
 import os
+from typing import Any
 
 import dj_database_url
 
@@ -60,10 +61,12 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 Q_CLUSTER = {"name": "tests", "orm": "default", "sync": True, "timeout": 60, "retry": 120}
 
-RENEWALS: dict = {"BASE_URL": "https://shop.example"}
-NOTIFICATIONS: dict = {
+RENEWALS: dict[str, Any] = {"BASE_URL": "https://shop.example"}
+NOTIFICATIONS: dict[str, Any] = {
     "BACKENDS": {
         "sms": {"BACKEND": "notifications.backends.locmem.SMSBackend"},
         "push": {"BACKEND": "notifications.backends.locmem.PushBackend"},
+        # Django's mail: pytest-django's locmem mail backend, read as django.core.mail.outbox.
+        "email": {"BACKEND": "notifications.backends.email.EmailBackend"},
     },
 }

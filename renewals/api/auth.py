@@ -17,7 +17,6 @@ without a session, cannot be forged that way, and is not checked.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -27,20 +26,21 @@ from django.utils.translation import gettext as _
 from notifications.app_settings import imported
 
 from ..conf import renewals_settings
+from ..types import User
 from .errors import ApiError, ErrorCode
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-def session_user(request: HttpRequest) -> Any:
+def session_user(request: HttpRequest) -> User | None:
     """The default hook: the user of the request's session, if one is logged in."""
     user = getattr(request, "user", None)
     return user if user is not None and user.is_authenticated else None
 
 
-def authenticate(request: HttpRequest) -> Any:
+def authenticate(request: HttpRequest) -> User:
     """The user the hook names, allowed to use the API; else the :class:`ApiError` to answer."""
-    hook: Callable[[HttpRequest], Any] = imported(
+    hook: Callable[[HttpRequest], User | None] = imported(
         "RENEWALS['API_AUTHENTICATION']", renewals_settings.API_AUTHENTICATION
     )
     try:
@@ -69,7 +69,7 @@ def _forbidden() -> ApiError:
     return ApiError(403, ErrorCode.PERMISSION_DENIED, _("You may not use this API."))
 
 
-def _session_could_authenticate(request: HttpRequest, user: Any) -> bool:
+def _session_could_authenticate(request: HttpRequest, user: User) -> bool:
     session_user = getattr(request, "user", None)
     return bool(
         session_user is not None and session_user.is_authenticated and session_user.pk == user.pk

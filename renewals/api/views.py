@@ -5,7 +5,7 @@ Each handler's docstring is its operation's description in the OpenAPI document.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.db.models import Model, Prefetch, QuerySet
 from django.http import HttpRequest
@@ -17,6 +17,7 @@ from notifications.models import Device
 from ..exceptions import IllegalTransition, StaleTermsHash
 from ..models import Consent, NoticeStatus, RenewalNotice, RevokedVia, Subscription
 from ..services import cancel_auto_renewal, resume_auto_renewal
+from ..types import User
 from . import schemas
 from .errors import ApiError, ErrorCode, not_found
 from .routing import Operation, Reply, Route
@@ -24,7 +25,7 @@ from .routing import Operation, Reply, Route
 T = TypeVar("T", bound=Model)
 
 
-def subscriptions_of(user: Any) -> QuerySet[Subscription]:
+def subscriptions_of(user: User) -> QuerySet[Subscription]:
     """The user's subscriptions, with what :meth:`schemas.Subscription.of` reads."""
     return (
         Subscription.objects.filter(user=user)
@@ -44,7 +45,7 @@ def _get_or_404(queryset: QuerySet[T], pk: int) -> T:
     return found
 
 
-def list_subscriptions(request: HttpRequest, user: Any) -> Reply:
+def list_subscriptions(request: HttpRequest, user: User) -> Reply:
     """The user's subscriptions, ended ones included, oldest first."""
     return Reply(
         200,
@@ -54,12 +55,12 @@ def list_subscriptions(request: HttpRequest, user: Any) -> Reply:
     )
 
 
-def get_subscription(request: HttpRequest, user: Any, pk: int) -> Reply:
+def get_subscription(request: HttpRequest, user: User, pk: int) -> Reply:
     """One of the user's subscriptions; another user's is not found."""
     return Reply(200, schemas.Subscription.of(_get_or_404(subscriptions_of(user), pk)))
 
 
-def turn_auto_renew_off(request: HttpRequest, user: Any, pk: int) -> Reply:
+def turn_auto_renew_off(request: HttpRequest, user: User, pk: int) -> Reply:
     """Switch auto-renewal off: the paid term runs out and nothing more is charged.
 
     Idempotent: when it is already off, nothing changes. The user is sent a confirmation.
@@ -70,7 +71,7 @@ def turn_auto_renew_off(request: HttpRequest, user: Any, pk: int) -> Reply:
 
 
 def turn_auto_renew_on(
-    request: HttpRequest, user: Any, pk: int, body: schemas.ResumeRequest
+    request: HttpRequest, user: User, pk: int, body: schemas.ResumeRequest
 ) -> Reply:
     """Switch auto-renewal on again, with the user's fresh consent to the terms the next
     renewal is charged at.
@@ -102,7 +103,7 @@ def turn_auto_renew_on(
     return get_subscription(request, user, pk)
 
 
-def register_device(request: HttpRequest, user: Any, body: schemas.DeviceRegistration) -> Reply:
+def register_device(request: HttpRequest, user: User, body: schemas.DeviceRegistration) -> Reply:
     """Register the app install's push token for the user: 201 if new, else 200.
 
     Idempotent on the token. A token registered by another user before moves to this one:
@@ -114,7 +115,7 @@ def register_device(request: HttpRequest, user: Any, body: schemas.DeviceRegistr
     return Reply(201 if created else 200, schemas.Device.of(device))
 
 
-def remove_device(request: HttpRequest, user: Any, pk: int) -> Reply:
+def remove_device(request: HttpRequest, user: User, pk: int) -> Reply:
     """Stop sending push notifications to one of the user's devices (on sign-out, say).
 
     Idempotent; registering the token again turns it back on.

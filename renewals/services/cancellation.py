@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,6 +13,7 @@ from ..exceptions import IllegalTransition
 from ..gateways import gateway_for
 from ..models import AuditEvent, Consent, RevokedVia, Subscription
 from ..signals import auto_renewal_changed
+from ..types import Actor
 from .audit import actor_label, record_event
 from .confirmations import enqueue_confirmation
 from .consent import ConsentEvidence, ensure_may_act, record_consent
@@ -36,7 +36,7 @@ class CancellationResult:
 
 
 def cancel_auto_renewal(
-    subscription: Subscription, *, actor: Any, via: str, reason: str | None = None
+    subscription: Subscription, *, actor: Actor, via: str, reason: str | None = None
 ) -> CancellationResult:
     """Switch auto-renewal off: the current term runs out and nothing more is charged.
 
@@ -56,12 +56,15 @@ def cancel_auto_renewal(
             return CancellationResult(subscription, False, subscription.next_renewal_at)
         now = timezone.now()
         _switch(subscription, enabled=False, gateway_knows=via is RevokedVia.GATEWAY)
-        revoked = Consent.objects.filter(subscription=subscription, revoked_at__isnull=True).update(
+        in_force = Consent.objects.filter(subscription=subscription, revoked_at__isnull=True)
+        revoked_ids = list(in_force.select_for_update().values_list("pk", flat=True))
+        Consent.objects.filter(pk__in=revoked_ids).update(
             revoked_at=now,
             revoked_via=via,
             revoked_by=actor if actor is not None and not isinstance(actor, str) else None,
             revoke_reason=reason or "",
         )
+        revoked = list(Consent.objects.filter(pk__in=revoked_ids))  # as written, to bind
         withdrawn = withdraw_notices(subscription)
         event = record_event(
             "auto_renewal_cancelled",
@@ -72,16 +75,17 @@ def cancel_auto_renewal(
                 "via": via.value,
                 "reason": reason or "",
                 "service_ends_at": subscription.next_renewal_at,
-                "consents_revoked": revoked,
+                "consents_revoked": len(revoked),
                 "notices_withdrawn": withdrawn,
             },
+            evidence=revoked,
         )
         _announce(subscription, event, actor=actor, via=via)
     return CancellationResult(subscription, True, subscription.next_renewal_at)
 
 
 def resume_auto_renewal(
-    subscription: Subscription, *, evidence: ConsentEvidence | None, actor: Any
+    subscription: Subscription, *, evidence: ConsentEvidence | None, actor: Actor
 ) -> Subscription:
     """Switch auto-renewal on again; requires fresh consent to the terms the next renewal is
     charged at (:meth:`~renewals.models.Subscription.renewal_terms`, the upcoming ones when a
@@ -126,7 +130,7 @@ def _switch(subscription: Subscription, *, enabled: bool, gateway_knows: bool = 
 
 
 def _announce(
-    subscription: Subscription, event: AuditEvent, *, actor: Any, via: RevokedVia | None
+    subscription: Subscription, event: AuditEvent, *, actor: Actor, via: RevokedVia | None
 ) -> None:
     """Once the change is committed (never for one rolled back): tell the gateway (unless
     it was the gateway that told us), the project's receivers, and the user. A failure of one

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -38,6 +37,7 @@ from ..models import (
 )
 from ..policies import CancellationFlow, available_packs, get_pack
 from ..signals import contract_declared
+from ..types import Actor, User
 from .audit import record_event
 from .cancellation import cancel_auto_renewal
 from .confirmations import enqueue_confirmation
@@ -83,7 +83,9 @@ def can_end(subscription: Subscription, flow: CancellationFlow, at: dt.datetime)
     return subscription.is_live and subscription.auto_renew
 
 
-def contracts_offered(user: Any, flow: CancellationFlow, at: dt.datetime) -> QuerySet[Subscription]:
+def contracts_offered(
+    user: User, flow: CancellationFlow, at: dt.datetime
+) -> QuerySet[Subscription]:
     """The user's contracts under a pack with ``flow`` that it can end at ``at``
     (:func:`can_end`)."""
     mine = Subscription.objects.filter(user=user, policy__in=policies_with_flow(flow))
@@ -108,7 +110,7 @@ def find_contract(
     return contract
 
 
-def _holder_reached_at(user: Any, *, email: str, phone: str) -> bool:
+def _holder_reached_at(user: User, *, email: str, phone: str) -> bool:
     on_file = getattr(user, user.get_email_field_name(), "") or ""
     if email and on_file and email.casefold() == on_file.casefold():
         return True
@@ -124,7 +126,7 @@ def declare(
     policy: str,
     statement: Statement,
     *,
-    declarant: Any,
+    declarant: User | None,
     contract: Subscription | None = None,
     at: dt.datetime | None = None,
 ) -> ContractDeclaration:
@@ -194,7 +196,9 @@ def declare(
     return declaration
 
 
-def _put_into_effect(declaration: ContractDeclaration, contract: Subscription, actor: Any) -> None:
+def _put_into_effect(
+    declaration: ContractDeclaration, contract: Subscription, actor: Actor
+) -> None:
     reason = ""
     if declaration.is_withdrawal:
         try:
@@ -219,7 +223,7 @@ def _takes_effect_now(contract: Subscription, ends_on: dt.date | None) -> bool:
     return contract.local(contract.next_renewal_at).date() >= ends_on
 
 
-def _cancel(declaration: ContractDeclaration, contract: Subscription, actor: Any) -> None:
+def _cancel(declaration: ContractDeclaration, contract: Subscription, actor: Actor) -> None:
     cancel_auto_renewal(
         contract,
         actor=actor,
@@ -229,7 +233,7 @@ def _cancel(declaration: ContractDeclaration, contract: Subscription, actor: Any
 
 
 def _record_outcome(
-    declaration: ContractDeclaration, status: DeclarationStatus, actor: Any, *, reason: str = ""
+    declaration: ContractDeclaration, status: DeclarationStatus, actor: Actor, *, reason: str = ""
 ) -> None:
     declaration.status = status
     declaration.applied_at = timezone.now() if status == DeclarationStatus.APPLIED else None

@@ -41,6 +41,7 @@ from ..gateways.stripe import (
 )
 from ..models import AuditEvent, RenewalTerms, Status, Subscription
 from ..policies import resolve_policy
+from ..types import User
 from .audit import record_event
 from .cancellation import gateway_state_as_of
 from .gate import IMPORTED
@@ -49,7 +50,7 @@ from .stripe_checkout import link_stripe_subscription
 
 logger = logging.getLogger("renewals")
 
-UserFor = Callable[[Mapping[str, Any]], Any]
+UserFor = Callable[[Mapping[str, Any]], User | None]
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def last_imported_id() -> str | None:
     return event.data["stripe_subscription"] if event else None
 
 
-def user_for_customer(customer: Mapping[str, Any]) -> Any:
+def user_for_customer(customer: Mapping[str, Any]) -> User | None:
     """The user a Stripe customer belongs to: the one its ``renewals_user`` metadata names
     (set on customers a checkout here creates), else the one user with its email
     (compared without case), else ``None``."""
@@ -212,7 +213,7 @@ def started_here(gateway: StripeGateway, state: StripeSubscriptionState) -> Subs
 
 def _create(
     gateway: StripeGateway,
-    user: Any,
+    user: User,
     terms: RenewalTerms,
     state: StripeSubscriptionState,
     options: ImportOptions,

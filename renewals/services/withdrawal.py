@@ -10,7 +10,6 @@ has no refund operation, so the package records the withdrawal and sends
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,6 +19,7 @@ from ..models import RevokedVia, Status, Subscription
 from ..models.declaration import contract_number
 from ..policies import get_pack
 from ..signals import contract_withdrawn
+from ..types import Actor
 from .audit import record_event
 from .cancellation import cancel_auto_renewal
 from .confirmations import enqueue_confirmation
@@ -53,7 +53,7 @@ def can_withdraw(subscription: Subscription, at: dt.datetime) -> bool:
 
 
 def withdraw_from_contract(
-    subscription: Subscription, *, actor: Any, at: dt.datetime | None = None
+    subscription: Subscription, *, actor: Actor, at: dt.datetime | None = None
 ) -> Subscription:
     """End the contract on the consumer's withdrawal received at ``at`` (default: now).
 

@@ -77,14 +77,13 @@ def _event(text: str) -> dict[str, Any]:
         payload = json.loads(text)
     except ValueError:
         raise WebhookRejected("the signed body is not JSON") from None
-    valid = (
+    if not (
         isinstance(payload, dict)
         and isinstance(payload.get("id"), str)
         and isinstance(payload.get("type"), str)
         and isinstance(payload.get("created"), int)
         and isinstance(payload.get("data"), dict)
         and isinstance(payload["data"].get("object"), dict)
-    )
-    if not valid:
+    ):
         raise WebhookRejected("the signed body is not a Stripe event")
     return payload

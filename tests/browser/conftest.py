@@ -19,6 +19,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 from playwright.sync_api import Browser, BrowserContext, Playwright
+from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from example_project import settings as example_settings
@@ -111,7 +112,7 @@ def new_context(
 
 
 @pytest.fixture
-def site(live_server: LiveServer, settings: Any) -> str:
+def site(live_server: LiveServer, settings: Settings) -> str:
     """The example project on the live server, set up as ``demo_setup`` leaves it (the user
     ``demo``, password ``demo``, with a phone number and a push device); its address."""
     for name in ("TEMPLATES", "LANGUAGES", "NOTIFICATIONS"):

@@ -6,11 +6,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from notifications.backends import database
+from notifications.backends import base, database
 from notifications.messages import SendResult
 
 
-class _Slow:
+class _Slow(base.BaseBackend[Any]):
     """Takes ``OPTIONS["delay"]`` seconds per message, as a provider sending one by one."""
 
     option_names = frozenset({"delay"})

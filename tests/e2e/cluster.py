@@ -39,7 +39,7 @@ def wait_until(
         time.sleep(interval)
 
 
-class _RedisBroker(redis_broker.Redis):
+class _RedisBroker(redis_broker.Redis):  # type: ignore[misc]  # django-q2 has no types
     """The Redis broker at ``REDIS_URL``, whatever this process's ``Q_CLUSTER`` says."""
 
     @staticmethod

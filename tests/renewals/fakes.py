@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.db import transaction
+from pytest_django import Settings
 
 from renewals.gateways.base import Period
 from renewals.gateways.local import LocalGateway
+from renewals.models import Subscription
 
 
 class RecordingGateway(LocalGateway):
@@ -19,7 +22,7 @@ class RecordingGateway(LocalGateway):
     failing: ClassVar[Exception | None] = None
 
     @classmethod
-    def install(cls, settings: Any, **renewals: Any) -> type[RecordingGateway]:
+    def install(cls, settings: Settings, **renewals: Any) -> type[RecordingGateway]:
         """Make this class ``RENEWALS["GATEWAY"]`` (with the other ``renewals`` settings),
         with no calls recorded."""
         RecordingGateway.calls = []
@@ -33,16 +36,16 @@ class RecordingGateway(LocalGateway):
             raise RecordingGateway.failing
         RecordingGateway.calls.append(call)
 
-    def set_auto_renew(self, subscription: Any, enabled: bool) -> None:
+    def set_auto_renew(self, subscription: Subscription, enabled: bool) -> None:
         self._record("set_auto_renew", subscription.pk, enabled)
 
-    def hold_renewal(self, subscription: Any, renewal_at: Any) -> None:
+    def hold_renewal(self, subscription: Subscription, renewal_at: dt.datetime) -> None:
         self._record("hold", subscription.pk, renewal_at)
 
-    def release_renewal(self, subscription: Any, renewal_at: Any) -> None:
+    def release_renewal(self, subscription: Subscription, renewal_at: dt.datetime) -> None:
         self._record("release", subscription.pk, renewal_at)
 
-    def renew(self, subscription: Any, renewal_at: Any) -> Period:
+    def renew(self, subscription: Subscription, renewal_at: dt.datetime) -> Period:
         self._record("renew", subscription.pk, renewal_at)
         return super().renew(subscription, renewal_at)
 

@@ -17,8 +17,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from freezegun import freeze_time
+from pytest_django import Settings
 
 from example_project import settings as example_settings
+from example_project.demo_clock import DemoClock
 from renewals.models import Status
 
 from .routes import CASES, NOW, SAFE, Whose, World, build_world
@@ -138,16 +140,18 @@ def html_pages() -> list[str]:
 
 
 @pytest.mark.parametrize("key", html_pages())
-def test_every_page_is_accessible(key, world, owner):
+def test_every_page_is_accessible(key: str, world: World, owner: Client) -> None:
     assert_accessible(CASES[key].send(owner, "GET", world))
 
 
-def test_the_manage_page_with_every_kind_of_subscription_and_a_message(world, owner):
+def test_the_manage_page_with_every_kind_of_subscription_and_a_message(
+    world: World, owner: Client
+) -> None:
     owner.post(reverse("renewals:auto_renew_off", args=[world.pk("subscription", Whose.OWN)]))
     assert_accessible(owner.get(reverse("renewals:manage")))
 
 
-def test_a_consent_form_with_its_error(world, owner):
+def test_a_consent_form_with_its_error(world: World, owner: Client) -> None:
     on = reverse("renewals:auto_renew_on", args=[world.pk("paused", Whose.OWN)])
     response = owner.post(on, {"auto_renew_consent": "no"})
     assert "Tick the box" in response.text
@@ -155,7 +159,7 @@ def test_a_consent_form_with_its_error(world, owner):
 
 
 @pytest.mark.parametrize(("flow", "policy"), [("cancel_contract", "de"), ("withdraw", "eu")])
-def test_a_statutory_form_with_errors(flow, policy, client):
+def test_a_statutory_form_with_errors(flow: str, policy: str, client: Client) -> None:
     response = client.post(
         reverse(f"renewals:{flow}_confirm", args=[policy]),
         {"kind": "extraordinary", "ends": "date", "phone": "12"},
@@ -164,7 +168,7 @@ def test_a_statutory_form_with_errors(flow, policy, client):
     assert_accessible(response)
 
 
-def test_the_one_click_pages(world, client):
+def test_the_one_click_pages(world: World, client: Client) -> None:
     link = CASES["one_click_cancel"].url(world, Whose.OWN)
     assert_accessible(client.post(link, follow=True))  # the confirmation
     assert_accessible(client.get(reverse("renewals:one_click_cancel", args=["x.y"])))  # 400
@@ -174,7 +178,7 @@ def test_the_one_click_pages(world, client):
     assert_accessible(client.get(link))  # ended
 
 
-def test_the_too_many_requests_page(world, client, settings):
+def test_the_too_many_requests_page(world: World, client: Client, settings: Settings) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "LINK_RATE_LIMIT": {"IP": (1, 60)}}
     link = CASES["one_click_cancel"].url(world, Whose.OWN)
     client.get(link)
@@ -183,7 +187,7 @@ def test_the_too_many_requests_page(world, client, settings):
     assert_accessible(refused)
 
 
-def test_the_checks_find_what_they_look_for():
+def test_the_checks_find_what_they_look_for() -> None:
     page = Page(
         '<html><h1>A</h1><h3>B</h3><h1>C</h1><input type="text" id="name">'
         '<input type="submit" value="Go"><button tabindex="2"> </button>'
@@ -204,7 +208,7 @@ def test_the_checks_find_what_they_look_for():
 
 
 @pytest.fixture
-def example(settings, world):
+def example(settings: Settings, world: World) -> Client:
     """The example project's pages and templates, signed in as the owner."""
     settings.ROOT_URLCONF = "example_project.urls"
     settings.TEMPLATES = example_settings.TEMPLATES
@@ -214,16 +218,37 @@ def example(settings, world):
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/subscribe/monthly/", "/subscriptions/", "/accounts/login/"]
+    "path",
+    [
+        "/",
+        "/subscribe/monthly/",
+        "/subscriptions/",
+        "/accounts/login/",
+        "/accounts/signup/",
+        "/account/",
+        "/inbox/",
+    ],
 )
-def test_the_example_pages_are_accessible(example, path):
+def test_the_example_pages_are_accessible(example: Client, path: str) -> None:
     assert_accessible(example.get(path))
 
 
-def test_the_examples_consent_form_with_its_error(example):
+def test_the_examples_consent_form_with_its_error(example: Client) -> None:
     response = example.post("/subscribe/monthly/", {"auto_renew_consent": "no"})
     assert "Tick the box" in response.text
     assert_accessible(response)
+
+
+def test_the_examples_account_forms_with_their_errors_and_the_time_machine(
+    example: Client, demo_clock: DemoClock
+) -> None:
+    account = example.post("/account/", {"phone_number": "12", "time_zone": "Nowhere"})
+    assert "Enter a mobile number" in account.text
+    assert "Time machine: jump to the next reminder" in account.text
+    assert_accessible(account)
+    device = example.post("/account/devices/", {"platform": "web", "token": "a b"})
+    assert "A push token is printable ASCII without spaces." in device.text
+    assert_accessible(device)
 
 
 def relative_luminance(colour: str) -> float:
@@ -240,7 +265,7 @@ def contrast_on_white(colour: str) -> float:
     return 1.05 / (relative_luminance(colour) + 0.05)
 
 
-def test_the_examples_colours_meet_wcag_aa_on_its_white_page():
+def test_the_examples_colours_meet_wcag_aa_on_its_white_page() -> None:
     """Text 4.5:1; borders, which outline the consent box, 3:1 (WCAG 1.4.3, 1.4.11)."""
     css = (EXAMPLE_TEMPLATES / "example_project" / "base.html").read_text()
     assert "background" not in css  # the page is white: the browser's default

@@ -14,6 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from freezegun import freeze_time
+from pytest_django import Settings
 
 from notifications.devices import register_device
 from notifications.models import Device
@@ -22,6 +23,7 @@ from renewals.api.schemas import ResumeRequest
 from renewals.api.views import ROUTES
 from renewals.models import AuditEvent, Consent, NoticeStatus, Status, Subscription
 from renewals.services import cancel_auto_renewal, subscribe
+from renewals.types import User
 
 from .api_auth import token_for
 from .factories import make_evidence, make_subscription, make_terms, make_user
@@ -32,27 +34,14 @@ TOKEN_OR_SESSION = "tests.renewals.api_auth.token_or_session"
 
 
 @pytest.fixture(autouse=True)
-def authentication(settings: Any) -> None:
+def authentication(settings: Settings) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "API_AUTHENTICATION": TOKEN_OR_SESSION}
 
 
 @pytest.fixture
-def user() -> Any:
-    return make_user()
-
-
-@pytest.fixture
-def api(user: Any) -> Client:
+def api(user: User) -> Client:
     """A client of the user's app: a bearer token, no session."""
     return Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
-
-
-@pytest.fixture
-def subscription(user: Any) -> Any:
-    """Started through the consent service: consent on record, notices planned."""
-    terms = make_terms()
-    with freeze_time("2027-02-01 02:00:00+00:00"):
-        return subscribe(user, terms, make_evidence(terms), time_zone="Asia/Shanghai")
 
 
 def url(name: str, **kwargs: Any) -> str:
@@ -87,7 +76,9 @@ def resume_body(subscription: Any, **overrides: Any) -> dict[str, Any]:
 # Reading subscriptions
 
 
-def test_list_shows_the_users_subscriptions_in_their_zone(api, user, subscription):
+def test_list_shows_the_users_subscriptions_in_their_zone(
+    api: Client, user: User, subscription: Subscription
+) -> None:
     make_subscription()  # another user's
 
     response = api.get(url("api_subscriptions"))
@@ -100,8 +91,8 @@ def test_list_shows_the_users_subscriptions_in_their_zone(api, user, subscriptio
     assert (item["amount"], item["currency"]) == ("25.00", "CNY")
     assert (item["interval"], item["interval_count"]) == ("month", 1)
     assert item["time_zone"] == "Asia/Shanghai"
-    assert item["next_renewal_at"] == "2027-03-01T10:00:00+08:00"
-    assert item["consent_given_at"] == "2027-02-01T10:00:00+08:00"
+    assert item["next_renewal_at"] == "2027-03-10T09:00:00+08:00"
+    assert item["consent_given_at"] == "2027-02-10T09:00:00+08:00"
     assert item["auto_renew"] is True
     assert item["terms_hash"] == subscription.terms.content_hash
     notices = subscription.notices.all()
@@ -113,7 +104,7 @@ def test_list_shows_the_users_subscriptions_in_their_zone(api, user, subscriptio
     assert first["given_at"] is None
 
 
-def test_a_subscription_reads_as_in_the_list(api, subscription):
+def test_a_subscription_reads_as_in_the_list(api: Client, subscription: Subscription) -> None:
     listed = api.get(url("api_subscriptions")).json()["subscriptions"][0]
 
     response = api.get(url("api_subscription", pk=subscription.pk))
@@ -122,7 +113,9 @@ def test_a_subscription_reads_as_in_the_list(api, subscription):
     assert response.json() == listed
 
 
-def test_listing_takes_the_same_queries_however_many_subscriptions(api, user, subscription):
+def test_listing_takes_the_same_queries_however_many_subscriptions(
+    api: Client, user: User, subscription: Subscription
+) -> None:
     with CaptureQueriesContext(connection) as one:
         api.get(url("api_subscriptions"))
     for service in ("Music", "Video", "Cloud"):
@@ -136,7 +129,9 @@ def test_listing_takes_the_same_queries_however_many_subscriptions(api, user, su
     assert len(four) == len(one)
 
 
-def test_withdrawn_notices_and_revoked_consent_are_left_out(api, user, subscription):
+def test_withdrawn_notices_and_revoked_consent_are_left_out(
+    api: Client, user: User, subscription: Subscription
+) -> None:
     cancel_auto_renewal(subscription, actor=user, via="manage_page")
 
     item = api.get(url("api_subscription", pk=subscription.pk)).json()
@@ -146,7 +141,7 @@ def test_withdrawn_notices_and_revoked_consent_are_left_out(api, user, subscript
     assert item["consent_given_at"] is None
 
 
-def test_another_users_subscription_is_not_found_like_a_missing_one(api):
+def test_another_users_subscription_is_not_found_like_a_missing_one(api: Client) -> None:
     other = make_subscription()
 
     theirs = api.get(url("api_subscription", pk=other.pk))
@@ -156,14 +151,14 @@ def test_another_users_subscription_is_not_found_like_a_missing_one(api):
     assert theirs.json() == missing.json()
 
 
-def test_an_id_past_the_databases_integers_is_not_found(api):
+def test_an_id_past_the_databases_integers_is_not_found(api: Client) -> None:
     error_of(api.get(url("api_subscription", pk=2**80)), 404, "not_found")
 
 
 # Auto-renewal off
 
 
-def test_off_cancels_through_the_service_once(api, subscription):
+def test_off_cancels_through_the_service_once(api: Client, subscription: Subscription) -> None:
     response = api.post(url("api_auto_renew_off", pk=subscription.pk))
     events = AuditEvent.objects.count()
     again = api.post(url("api_auto_renew_off", pk=subscription.pk))
@@ -176,7 +171,7 @@ def test_off_cancels_through_the_service_once(api, subscription):
     assert consent.revoked_via == "api"
 
 
-def test_off_for_another_users_subscription_changes_nothing(api):
+def test_off_for_another_users_subscription_changes_nothing(api: Client) -> None:
     other = make_subscription()
 
     error_of(api.post(url("api_auto_renew_off", pk=other.pk)), 404, "not_found")
@@ -189,12 +184,12 @@ def test_off_for_another_users_subscription_changes_nothing(api):
 
 
 @pytest.fixture
-def cancelled(user, subscription) -> Any:
+def cancelled(user: User, subscription: Subscription) -> Any:
     cancel_auto_renewal(subscription, actor=user, via="manage_page")
     return subscription
 
 
-def test_on_records_the_apps_consent_evidence(api, cancelled):
+def test_on_records_the_apps_consent_evidence(api: Client, cancelled: Any) -> None:
     with freeze_time("2027-02-10 04:00:00+00:00"):
         response = post_json(
             api,
@@ -216,7 +211,9 @@ def test_on_records_the_apps_consent_evidence(api, cancelled):
     assert consent.terms_hash == cancelled.terms.content_hash
 
 
-def test_on_with_a_stale_terms_hash_is_a_conflict_naming_the_current_hash(api, cancelled):
+def test_on_with_a_stale_terms_hash_is_a_conflict_naming_the_current_hash(
+    api: Client, cancelled: Any
+) -> None:
     response = post_json(
         api, url("api_auto_renew_on", pk=cancelled.pk), resume_body(cancelled, terms_hash="0" * 64)
     )
@@ -227,7 +224,9 @@ def test_on_with_a_stale_terms_hash_is_a_conflict_naming_the_current_hash(api, c
     assert cancelled.auto_renew is False
 
 
-def test_with_a_new_price_pending_on_consents_to_the_terms_the_subscription_shows(api, cancelled):
+def test_with_a_new_price_pending_on_consents_to_the_terms_the_subscription_shows(
+    api: Client, cancelled: Any
+) -> None:
     dearer = make_terms(amount="30.00")
     Subscription.objects.filter(pk=cancelled.pk).update(upcoming_terms=dearer)
     on = url("api_auto_renew_on", pk=cancelled.pk)
@@ -249,7 +248,9 @@ def test_with_a_new_price_pending_on_consents_to_the_terms_the_subscription_show
 @pytest.mark.parametrize(
     "field", ["affirmative", "control_initially_unticked"], ids=["not-ticked", "pre-ticked"]
 )
-def test_on_without_valid_consent_is_refused_and_changes_nothing(api, cancelled, field):
+def test_on_without_valid_consent_is_refused_and_changes_nothing(
+    api: Client, cancelled: Any, field: str
+) -> None:
     consents = Consent.objects.count()
 
     response = post_json(
@@ -263,7 +264,7 @@ def test_on_without_valid_consent_is_refused_and_changes_nothing(api, cancelled,
     assert cancelled.auto_renew is False
 
 
-def test_on_for_an_ended_subscription_is_a_conflict(api, user):
+def test_on_for_an_ended_subscription_is_a_conflict(api: Client, user: User) -> None:
     ended = make_subscription(user, status=Status.CANCELED, auto_renew=False)
 
     response = post_json(api, url("api_auto_renew_on", pk=ended.pk), resume_body(ended))
@@ -271,7 +272,7 @@ def test_on_for_an_ended_subscription_is_a_conflict(api, user):
     error_of(response, 409, "not_live")
 
 
-def test_on_for_another_users_subscription_is_not_found(api):
+def test_on_for_another_users_subscription_is_not_found(api: Client) -> None:
     other = make_subscription(auto_renew=False)
 
     response = post_json(api, url("api_auto_renew_on", pk=other.pk), resume_body(other))
@@ -283,7 +284,7 @@ def test_on_for_another_users_subscription_is_not_found(api):
 # Request bodies
 
 
-def test_malformed_json_is_400(api, cancelled):
+def test_malformed_json_is_400(api: Client, cancelled: Any) -> None:
     response = api.post(
         url("api_auto_renew_on", pk=cancelled.pk),
         '{"terms_hash": ',
@@ -293,7 +294,7 @@ def test_malformed_json_is_400(api, cancelled):
     error_of(response, 400, "malformed_json")
 
 
-def test_an_invalid_body_is_422_naming_each_field(api, cancelled):
+def test_an_invalid_body_is_422_naming_each_field(api: Client, cancelled: Any) -> None:
     body = resume_body(cancelled, affirmative="true", ui={}, surprise=1)
 
     response = post_json(api, url("api_auto_renew_on", pk=cancelled.pk), body)
@@ -308,13 +309,15 @@ def test_an_invalid_body_is_422_naming_each_field(api, cancelled):
     assert cancelled.auto_renew is False
 
 
-def test_a_body_that_is_not_json_is_415(api, cancelled):
+def test_a_body_that_is_not_json_is_415(api: Client, cancelled: Any) -> None:
     response = api.post(url("api_auto_renew_on", pk=cancelled.pk), resume_body(cancelled))
 
     error_of(response, 415, "unsupported_media_type")
 
 
-def test_a_body_over_the_upload_limit_is_413(api, cancelled, settings):
+def test_a_body_over_the_upload_limit_is_413(
+    api: Client, cancelled: Any, settings: Settings
+) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
     body = resume_body(cancelled, disclosure_text="x" * 200)
 
@@ -331,7 +334,7 @@ def register(api: Client, token: str = "fcm-token-1", **fields: Any) -> Any:
     return post_json(api, url("api_devices"), body)
 
 
-def test_registering_a_device_is_idempotent_on_its_token(api, user):
+def test_registering_a_device_is_idempotent_on_its_token(api: Client, user: User) -> None:
     with freeze_time("2027-02-01 02:00:00+00:00"):
         created = register(api)
     with freeze_time("2027-02-05 02:00:00+00:00"):
@@ -346,7 +349,7 @@ def test_registering_a_device_is_idempotent_on_its_token(api, user):
     assert "token" not in again.json()
 
 
-def test_a_token_registered_by_another_user_moves_to_this_one(api, user):
+def test_a_token_registered_by_another_user_moves_to_this_one(api: Client, user: User) -> None:
     previous, _ = register_device(make_user(), platform="ios", provider="apns", token="t0k3n")
 
     response = register(api, token="t0k3n")
@@ -356,7 +359,7 @@ def test_a_token_registered_by_another_user_moves_to_this_one(api, user):
     assert Device.objects.get(pk=previous.pk).user == user
 
 
-def test_removing_a_device_deactivates_it_and_registering_it_again_revives_it(api):
+def test_removing_a_device_deactivates_it_and_registering_it_again_revives_it(api: Client) -> None:
     device_id = register(api).json()["id"]
 
     first = api.delete(url("api_device", pk=device_id))
@@ -367,14 +370,14 @@ def test_removing_a_device_deactivates_it_and_registering_it_again_revives_it(ap
     assert register(api).json()["active"] is True
 
 
-def test_another_users_device_cannot_be_removed(api):
+def test_another_users_device_cannot_be_removed(api: Client) -> None:
     theirs, _ = register_device(make_user(), platform="ios", provider="apns", token="theirs")
 
     error_of(api.delete(url("api_device", pk=theirs.pk)), 404, "not_found")
     assert Device.objects.get(pk=theirs.pk).active is True
 
 
-def test_an_invalid_device_is_422(api):
+def test_an_invalid_device_is_422(api: Client) -> None:
     error = error_of(register(api, platform="symbian", token=""), 422, "validation_error")
 
     assert sorted(detail["loc"][0] for detail in error["details"]) == ["platform", "token"]
@@ -392,21 +395,25 @@ def test_an_invalid_device_is_422(api):
         ("put", "/api/v1/devices/", "POST"),
     ],
 )
-def test_a_wrong_method_is_405_with_allow_even_unauthenticated(client, method, path, allow):
+def test_a_wrong_method_is_405_with_allow_even_unauthenticated(
+    client: Client, method: str, path: str, allow: str
+) -> None:
     response = getattr(client, method)(path)
 
     error_of(response, 405, "method_not_allowed")
     assert response["Allow"] == allow
 
 
-def test_the_openapi_document_takes_only_get(client):
+def test_the_openapi_document_takes_only_get(client: Client) -> None:
     response = client.post(url("api_openapi"))
 
     error_of(response, 405, "method_not_allowed")
     assert response["Allow"] == "GET"
 
 
-def test_unknown_api_addresses_are_404_in_the_error_shape(api, subscription):
+def test_unknown_api_addresses_are_404_in_the_error_shape(
+    api: Client, subscription: Subscription
+) -> None:
     error_of(api.get("/api/v1/nothing/here/"), 404, "not_found")
     # No APPEND_SLASH redirect, which would turn the POST into a GET.
     error_of(api.post(f"/api/v1/subscriptions/{subscription.pk}/auto-renew/off"), 404, "not_found")
@@ -415,7 +422,9 @@ def test_unknown_api_addresses_are_404_in_the_error_shape(api, subscription):
 # Authentication: 401, 403 and CSRF
 
 
-def test_no_credentials_is_401_and_changes_nothing(client, subscription):
+def test_no_credentials_is_401_and_changes_nothing(
+    client: Client, subscription: Subscription
+) -> None:
     responses = [
         client.get(url("api_subscriptions")),
         client.post(url("api_auto_renew_off", pk=subscription.pk)),
@@ -430,14 +439,16 @@ def test_no_credentials_is_401_and_changes_nothing(client, subscription):
     assert not Device.objects.exists()
 
 
-def test_an_authentication_hook_that_cannot_be_imported_names_the_setting(api, settings):
+def test_an_authentication_hook_that_cannot_be_imported_names_the_setting(
+    api: Client, settings: Settings
+) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "API_AUTHENTICATION": "nowhere.hook"}
 
     with pytest.raises(ImproperlyConfigured, match=r"RENEWALS\['API_AUTHENTICATION'\]"):
         api.get(url("api_subscriptions"))
 
 
-def test_a_bad_token_is_401_with_the_hooks_challenge(settings):
+def test_a_bad_token_is_401_with_the_hooks_challenge(settings: Settings) -> None:
     settings.RENEWALS = {
         **settings.RENEWALS,
         "API_AUTHENTICATION": "tests.renewals.api_auth.bearer_token",
@@ -450,14 +461,16 @@ def test_a_bad_token_is_401_with_the_hooks_challenge(settings):
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
-def test_an_inactive_user_is_403(api, user):
+def test_an_inactive_user_is_403(api: Client, user: User) -> None:
     user.is_active = False
     user.save()
 
     error_of(api.get(url("api_subscriptions")), 403, "permission_denied")
 
 
-def test_a_hook_that_refuses_the_user_is_403(client, settings, user):
+def test_a_hook_that_refuses_the_user_is_403(
+    client: Client, settings: Settings, user: User
+) -> None:
     settings.RENEWALS = {
         **settings.RENEWALS,
         "API_AUTHENTICATION": "tests.renewals.api_auth.staff_only",
@@ -471,8 +484,8 @@ def test_a_hook_that_refuses_the_user_is_403(client, settings, user):
 
 
 def test_by_default_the_session_authenticates_and_passes_django_csrf_check(
-    user, subscription, settings
-):
+    user: User, subscription: Subscription, settings: Settings
+) -> None:
     settings.RENEWALS = {k: v for k, v in settings.RENEWALS.items() if k != "API_AUTHENTICATION"}
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(user)
@@ -489,7 +502,7 @@ def test_by_default_the_session_authenticates_and_passes_django_csrf_check(
     assert allowed.json()["auto_renew"] is False
 
 
-def test_token_requests_are_not_csrf_checked(api, subscription):
+def test_token_requests_are_not_csrf_checked(api: Client, subscription: Subscription) -> None:
     response = api.post(url("api_auto_renew_off", pk=subscription.pk))
 
     assert response.status_code == 200
@@ -497,8 +510,8 @@ def test_token_requests_are_not_csrf_checked(api, subscription):
 
 
 def test_a_token_request_the_users_session_could_also_authenticate_is_csrf_checked(
-    api, user, subscription
-):
+    api: Client, user: User, subscription: Subscription
+) -> None:
     api.force_login(user)
 
     response = api.post(url("api_auto_renew_off", pk=subscription.pk))
@@ -506,7 +519,9 @@ def test_a_token_request_the_users_session_could_also_authenticate_is_csrf_check
     error_of(response, 403, "csrf_failed")
 
 
-def test_a_token_request_beside_another_users_session_is_not_csrf_checked(api, subscription):
+def test_a_token_request_beside_another_users_session_is_not_csrf_checked(
+    api: Client, subscription: Subscription
+) -> None:
     api.force_login(make_user())
 
     response = api.post(url("api_auto_renew_off", pk=subscription.pk))
@@ -518,20 +533,21 @@ def test_a_token_request_beside_another_users_session_is_not_csrf_checked(api, s
 
 
 @pytest.fixture
-def document(client) -> dict[str, Any]:
+def document(client: Client) -> dict[str, Any]:
     response = client.get(url("api_openapi"))
     assert response.status_code == 200
-    return response.json()
+    document: dict[str, Any] = response.json()
+    return document
 
 
-def test_the_openapi_document_is_valid_openapi_3_1():
+def test_the_openapi_document_is_valid_openapi_3_1() -> None:
     schema = schemathesis.openapi.from_wsgi(url("api_openapi"), get_wsgi_application())
 
     schema.validate()
     assert schema.raw_schema["openapi"] == "3.1.0"
 
 
-def test_the_openapi_document_lists_every_route_at_its_address(document):
+def test_the_openapi_document_lists_every_route_at_its_address(document: dict[str, Any]) -> None:
     server = document["servers"][0]["url"]
 
     for route in ROUTES:
@@ -541,7 +557,7 @@ def test_the_openapi_document_lists_every_route_at_its_address(document):
         assert sorted(item) == sorted(op.method.lower() for op in route.operations)
 
 
-def test_the_openapi_document_is_generated_from_the_models(document):
+def test_the_openapi_document_is_generated_from_the_models(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
     generated = ResumeRequest.model_json_schema(ref_template="#/components/schemas/{model}")
 

@@ -16,6 +16,7 @@ import schemathesis
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pytest_django import Settings
 from schemathesis import GenerationMode
 
 from notifications.devices import register_device
@@ -23,6 +24,7 @@ from notifications.models import Device
 from renewals.api.schemas import Platform
 from renewals.api.views import ROUTES
 from renewals.models import RenewalTerms, Subscription
+from renewals.types import User
 
 from .api_auth import token_for
 from .factories import make_subscription, make_terms, make_user
@@ -66,7 +68,7 @@ class World:
 
 
 @pytest.fixture
-def owner(settings: Any) -> Any:
+def owner(settings: Settings) -> User:
     settings.RENEWALS = {
         **settings.RENEWALS,
         "API_AUTHENTICATION": "tests.renewals.api_auth.bearer_token",
@@ -75,7 +77,7 @@ def owner(settings: Any) -> Any:
 
 
 @pytest.fixture
-def world(owner: Any) -> World:
+def world(owner: User) -> World:
     terms = make_terms()
     device, _ = register_device(owner, platform=Platform.IOS, provider="apns", token="a" * 64)
     return World(
@@ -109,7 +111,7 @@ def api_schema(world: World) -> Any:
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES, ids=[" ".join(c) for c in CASES])
 def test_api_answers_as_documented(
-    api_schema: Any, world: World, owner: Any, method: str, path: str, mode: GenerationMode
+    api_schema: Any, world: World, owner: User, method: str, path: str, mode: GenerationMode
 ) -> None:
     headers = {"Authorization": f"Bearer {token_for(owner)}"}
 

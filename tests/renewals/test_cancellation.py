@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection, connections
 from freezegun import freeze_time
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from renewals.exceptions import (
     ConsentMissing,
@@ -19,18 +20,23 @@ from renewals.exceptions import (
     StaleTermsHash,
 )
 from renewals.gateways import gateway_for, gateway_named, get_gateway
-from renewals.models import AuditEvent, NoticeStatus, Status
+from renewals.models import AuditEvent, NoticeStatus, Status, Subscription
 from renewals.services import (
     cancel_auto_renewal,
     plan_notices,
     resume_auto_renewal,
-    subscribe,
     sync_gateway,
     sync_pending_gateways,
 )
 from renewals.signals import auto_renewal_changed
 
-from .factories import make_evidence, make_subscription, make_terms, make_user
+from .factories import (
+    SUBSCRIBED_AT,
+    make_evidence,
+    make_subscription,
+    make_terms,
+    make_user,
+)
 from .fakes import RecordingGateway, rolled_back
 
 pytestmark = pytest.mark.django_db
@@ -40,20 +46,23 @@ class CrashingGateway(Exception):
     """Not a GatewayError: a bug or an unexpected reply in the gateway code."""
 
 
-@pytest.fixture
-def gateway(settings):
+@pytest.fixture(autouse=True)
+def gateway(settings: Settings) -> type[RecordingGateway]:
+    """Every subscription here is billed by the recording gateway, installed before any is
+    started."""
     return RecordingGateway.install(settings)
 
 
-@pytest.fixture
-def subscription(gateway):
-    terms = make_terms()
-    with freeze_time("2027-02-01 02:00:00+00:00"):
-        return subscribe(make_user(), terms, make_evidence(terms), time_zone="Asia/Shanghai")
+#: Two days into the shared subscription's first term.
+CANCELLED_AT = SUBSCRIBED_AT + dt.timedelta(days=2)
 
 
-@freeze_time("2027-02-03 02:00:00+00:00")
-def test_cancelling_twice_has_one_effect(subscription, gateway, django_capture_on_commit_callbacks):
+@freeze_time(CANCELLED_AT)
+def test_cancelling_twice_has_one_effect(
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     user = subscription.user
     with django_capture_on_commit_callbacks(execute=True):
         first = cancel_auto_renewal(subscription, actor=user, via="one_click_link", reason="pricey")
@@ -81,7 +90,9 @@ def test_cancelling_twice_has_one_effect(subscription, gateway, django_capture_o
     assert event.data["via"] == "one_click_link"
 
 
-def test_unknown_route_is_refused(subscription, gateway):
+def test_unknown_route_is_refused(
+    subscription: Subscription, gateway: type[RecordingGateway]
+) -> None:
     with pytest.raises(ValueError, match="carrier pigeon"):
         cancel_auto_renewal(subscription, actor=None, via="carrier pigeon")
     subscription.refresh_from_db()
@@ -89,13 +100,15 @@ def test_unknown_route_is_refused(subscription, gateway):
 
 
 def test_a_failed_gateway_call_is_repaired_by_the_next_sync(
-    subscription, gateway, django_capture_on_commit_callbacks, capsys
-):
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     gateway.failing = GatewayError("processor unreachable")
     with django_capture_on_commit_callbacks(execute=True):
         cancel_auto_renewal(subscription, actor=None, via="system")
-    subscription.refresh_from_db()
-    assert subscription.gateway_sync_pending
+    assert Subscription.objects.get(pk=subscription.pk).gateway_sync_pending
     assert gateway.calls == []
 
     gateway.failing = None
@@ -107,13 +120,16 @@ def test_a_failed_gateway_call_is_repaired_by_the_next_sync(
     assert sync_pending_gateways() == 0
 
 
-@freeze_time("2027-02-03 02:00:00+00:00")
-def test_resume_needs_fresh_consent(subscription, gateway, django_capture_on_commit_callbacks):
+@freeze_time(CANCELLED_AT)
+def test_resume_needs_fresh_consent(
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     cancel_auto_renewal(subscription, actor=None, via="system")
     with pytest.raises(ConsentMissing):
         resume_auto_renewal(subscription, evidence=None, actor=subscription.user)
-    subscription.refresh_from_db()
-    assert not subscription.auto_renew
+    assert not Subscription.objects.get(pk=subscription.pk).auto_renew
 
     with django_capture_on_commit_callbacks(execute=True):
         resume_auto_renewal(
@@ -126,8 +142,10 @@ def test_resume_needs_fresh_consent(subscription, gateway, django_capture_on_com
     assert gateway.calls[-1] == ("set_auto_renew", subscription.pk, True)
 
 
-@freeze_time("2027-02-03 02:00:00+00:00")
-def test_resume_takes_consent_to_the_terms_the_next_renewal_charges(subscription, gateway):
+@freeze_time(CANCELLED_AT)
+def test_resume_takes_consent_to_the_terms_the_next_renewal_charges(
+    subscription: Subscription, gateway: type[RecordingGateway]
+) -> None:
     cancel_auto_renewal(subscription, actor=subscription.user, via="manage_page")
     dearer = make_terms(amount="30.00")
     subscription.upcoming_terms = dearer
@@ -147,8 +165,10 @@ def test_resume_takes_consent_to_the_terms_the_next_renewal_charges(subscription
     assert consent.terms_hash == dearer.content_hash
 
 
-@freeze_time("2027-02-03 02:00:00+00:00")
-def test_another_user_cannot_resume_a_subscription(subscription, gateway):
+@freeze_time(CANCELLED_AT)
+def test_another_user_cannot_resume_a_subscription(
+    subscription: Subscription, gateway: type[RecordingGateway]
+) -> None:
     cancel_auto_renewal(subscription, actor=subscription.user, via="manage_page")
     events = AuditEvent.objects.count()
     with pytest.raises(NotAllowed):
@@ -161,7 +181,9 @@ def test_another_user_cannot_resume_a_subscription(subscription, gateway):
     assert AuditEvent.objects.count() == events
 
 
-def test_another_user_cannot_cancel_a_subscription(subscription, gateway):
+def test_another_user_cannot_cancel_a_subscription(
+    subscription: Subscription, gateway: type[RecordingGateway]
+) -> None:
     with pytest.raises(NotAllowed):
         cancel_auto_renewal(subscription, actor=make_user(), via="manage_page")
     subscription.refresh_from_db()
@@ -170,13 +192,13 @@ def test_another_user_cannot_cancel_a_subscription(subscription, gateway):
     assert cancel_auto_renewal(subscription, actor=staff, via="admin").changed
 
 
-def test_an_ended_subscription_cannot_resume(gateway):
+def test_an_ended_subscription_cannot_resume(gateway: type[RecordingGateway]) -> None:
     subscription = make_subscription(status=Status.EXPIRED, auto_renew=False)
     with pytest.raises(IllegalTransition):
         resume_auto_renewal(subscription, evidence=make_evidence(subscription.terms), actor=None)
 
 
-def test_cancel_withdraws_only_pending_notices(gateway):
+def test_cancel_withdraws_only_pending_notices(gateway: type[RecordingGateway]) -> None:
     subscription = make_subscription(
         next_renewal_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
     )
@@ -189,8 +211,11 @@ def test_cancel_withdraws_only_pending_notices(gateway):
 
 
 def test_an_unexpected_gateway_error_does_not_undo_or_break_the_cancellation(
-    subscription, gateway, django_capture_on_commit_callbacks, caplog
-):
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     gateway.failing = CrashingGateway("KeyError: 'status'")
     with django_capture_on_commit_callbacks(execute=True):
         result = cancel_auto_renewal(subscription, actor=None, via="system")
@@ -207,7 +232,7 @@ class SlowGateway(RecordingGateway):
     first_call_started = threading.Event()
     go_on = threading.Event()
 
-    def set_auto_renew(self, subscription, enabled):
+    def set_auto_renew(self, subscription: Subscription, enabled: bool) -> None:
         if not SlowGateway.first_call_started.is_set():
             SlowGateway.first_call_started.set()
             SlowGateway.go_on.wait(timeout=10)
@@ -215,7 +240,7 @@ class SlowGateway(RecordingGateway):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_slow_sync_cannot_land_after_a_newer_one(settings):
+def test_a_slow_sync_cannot_land_after_a_newer_one(settings: Settings) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serializes writers; the race needs PostgreSQL.")
     SlowGateway.install(settings)
@@ -225,15 +250,18 @@ def test_a_slow_sync_cannot_land_after_a_newer_one(settings):
         auto_renew=True, gateway_sync_pending=True, gateway=SlowGateway.name
     )
 
-    slow = threading.Thread(target=lambda: (sync_gateway(subscription.pk), connections.close_all()))
+    def sync_slowly() -> None:
+        sync_gateway(subscription.pk)
+        connections.close_all()
+
+    def cancel_meanwhile() -> None:
+        cancel_auto_renewal(subscription, actor=None, via="system")
+        connections.close_all()
+
+    slow = threading.Thread(target=sync_slowly)
     slow.start()  # tells the gateway "on", slowly
     assert SlowGateway.first_call_started.wait(timeout=10)
-    cancel = threading.Thread(
-        target=lambda: (
-            cancel_auto_renewal(subscription, actor=None, via="system"),
-            connections.close_all(),
-        )
-    )
+    cancel = threading.Thread(target=cancel_meanwhile)
     cancel.start()  # waits for the slow sync's row lock, then syncs "off" after commit
     cancel.join(timeout=1)  # without the lock it would finish here, before the slow call
     SlowGateway.go_on.set()
@@ -249,14 +277,16 @@ def test_a_slow_sync_cannot_land_after_a_newer_one(settings):
     assert not subscription.gateway_sync_pending
 
 
-def test_subscribe_records_the_gateway_that_bills_it(subscription):
+def test_subscribe_records_the_gateway_that_bills_it(subscription: Subscription) -> None:
     assert subscription.gateway == "recording"
     assert AuditEvent.objects.get(kind="subscribed").data["gateway"] == "recording"
 
 
 def test_the_gateway_and_the_receivers_are_told_after_the_commit(
-    subscription, gateway, django_capture_on_commit_callbacks
-):
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     changes = []
     auto_renewal_changed.connect(lambda **kw: changes.append(kw), weak=False, dispatch_uid="t")
     try:
@@ -271,8 +301,10 @@ def test_the_gateway_and_the_receivers_are_told_after_the_commit(
 
 
 def test_a_cancel_rolled_back_tells_no_one(
-    subscription, gateway, django_capture_on_commit_callbacks
-):
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     changes = []
     auto_renewal_changed.connect(lambda **kw: changes.append(kw), weak=False, dispatch_uid="t")
     try:
@@ -287,9 +319,12 @@ def test_a_cancel_rolled_back_tells_no_one(
 
 
 def test_a_failing_receiver_does_not_undo_the_cancel_nor_stop_the_gateway(
-    subscription, gateway, django_capture_on_commit_callbacks, caplog
-):
-    def broken(**kwargs):
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(**kwargs: object) -> None:
         raise ValueError("a receiver's bug")
 
     auto_renewal_changed.connect(broken, weak=False, dispatch_uid="t")
@@ -304,8 +339,11 @@ def test_a_failing_receiver_does_not_undo_the_cancel_nor_stop_the_gateway(
 
 
 def test_the_sync_goes_to_the_gateway_that_bills_the_subscription(
-    subscription, gateway, settings, django_capture_on_commit_callbacks
-):
+    subscription: Subscription,
+    gateway: type[RecordingGateway],
+    settings: Settings,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     # New subscriptions now go to LocalGateway; this one stays with the "recording" processor.
     settings.RENEWALS = {
         "GATEWAY": {"BACKEND": "renewals.gateways.local.LocalGateway"},
@@ -321,20 +359,21 @@ def test_the_sync_goes_to_the_gateway_that_bills_the_subscription(
 
 
 def test_an_unknown_gateway_leaves_the_sync_pending(
-    gateway, django_capture_on_commit_callbacks, caplog
-):
+    gateway: type[RecordingGateway],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     subscription = make_subscription(gateway="gone")
     with django_capture_on_commit_callbacks(execute=True):
         cancel_auto_renewal(subscription, actor=None, via="system")
-    subscription.refresh_from_db()
-    assert subscription.gateway_sync_pending
+    assert Subscription.objects.get(pk=subscription.pk).gateway_sync_pending
     assert gateway.calls == []
     assert "No billing gateway named 'gone' is configured" in caplog.text
     with pytest.raises(GatewayError, match=r"RENEWALS\['GATEWAYS'\]\['gone'\]"):
         gateway_for(subscription)
 
 
-def test_a_gateways_entry_must_be_keyed_by_its_name(settings):
+def test_a_gateways_entry_must_be_keyed_by_its_name(settings: Settings) -> None:
     settings.RENEWALS = {
         "GATEWAYS": {"stripe": {"BACKEND": "tests.renewals.fakes.RecordingGateway"}}
     }

@@ -1,14 +1,17 @@
 import datetime as dt
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from django import forms
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
-from django.http import QueryDict
+from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
 from django.test import RequestFactory
 from freezegun import freeze_time
+from pytest_django import Settings
 
 from renewals.forms import (
     DISCLOSURE_SALT,
@@ -25,14 +28,14 @@ pytestmark = pytest.mark.django_db
 FIRST_RENEWAL = dt.datetime(2025, 2, 28, 17, 0, tzinfo=dt.UTC)  # 1 March, 01:00 in Shanghai
 
 
-def consent_form(data=None, **kwargs):
+def consent_form(data: Mapping[str, Any] | None = None, **kwargs: Any) -> ConsentForm:
     kwargs.setdefault("terms", make_terms())
     kwargs.setdefault("first_renewal_at", FIRST_RENEWAL)
     kwargs.setdefault("time_zone", "Asia/Shanghai")
     return ConsentForm(data, **kwargs)
 
 
-def posted(form, **overrides):
+def posted(form: ConsentForm, **overrides: Any) -> dict[str, Any]:
     """The data a browser posts from ``form`` as rendered, with the box ticked."""
     return {
         "auto_renew_consent": "yes",
@@ -42,17 +45,17 @@ def posted(form, **overrides):
     }
 
 
-def submit(form, **overrides):
+def submit(form: ConsentForm, **overrides: Any) -> ConsentForm:
     """``form`` as rendered, then posted back to a new form for the same terms."""
     return consent_form(posted(form, **overrides), terms=form.terms)
 
 
-def checkbox_tags(rendered) -> list[str]:
+def checkbox_tags(rendered: object) -> list[str]:
     return re.findall(r"<input[^>]*>", str(rendered))
 
 
 class TestConsentCheckbox:
-    def test_renders_the_one_value_it_accepts_and_no_tick(self):
+    def test_renders_the_one_value_it_accepts_and_no_tick(self) -> None:
         (tag,) = checkbox_tags(ConsentField().widget.render("consent", None))
         assert 'type="checkbox"' in tag
         assert 'value="yes"' in tag
@@ -62,18 +65,18 @@ class TestConsentCheckbox:
         "value",
         ["0", "off", "no", "false", "null", "unchecked", "", "true", "1", "on", "YES", " yes"],
     )
-    def test_any_other_posted_value_is_not_ticked(self, value):
+    def test_any_other_posted_value_is_not_ticked(self, value: str) -> None:
         form = submit(consent_form(), auto_renew_consent=value)
         assert not form.is_valid()
         assert form.errors["auto_renew_consent"] == ["Tick the box to agree to automatic renewal."]
 
-    def test_the_box_left_out_is_not_ticked(self):
+    def test_the_box_left_out_is_not_ticked(self) -> None:
         data = posted(consent_form())
         del data["auto_renew_consent"]
         assert "auto_renew_consent" in consent_form(data).errors
 
     @pytest.mark.parametrize("values", [["no", "yes"], ["yes", "yes"], ["yes", "no"]])
-    def test_more_than_one_posted_value_is_not_ticked(self, values):
+    def test_more_than_one_posted_value_is_not_ticked(self, values: list[str]) -> None:
         form = consent_form()
         data = QueryDict(mutable=True)
         for name, value in posted(form).items():
@@ -81,7 +84,7 @@ class TestConsentCheckbox:
         data.setlist("auto_renew_consent", values)
         assert "auto_renew_consent" in consent_form(data, terms=form.terms).errors
 
-    def test_exactly_the_rendered_value_is_ticked(self):
+    def test_exactly_the_rendered_value_is_ticked(self) -> None:
         form = submit(consent_form())
         assert form.is_valid(), form.errors
         assert form.cleaned_data["auto_renew_consent"] is True
@@ -90,27 +93,27 @@ class TestConsentCheckbox:
 class TickedWhenRendered(ConsentCheckbox):
     """A widget with no flag that says so, whose rendering comes out ticked."""
 
-    def get_context(self, name, value, attrs):
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, value, attrs)
         context["widget"]["attrs"]["checked"] = True
         return context
 
 
 class RendersNoValue(ConsentCheckbox):
-    def get_context(self, name, value, attrs):
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, value, attrs)
         del context["widget"]["attrs"]["value"]
         return context
 
 
 class TestConsentField:
-    def test_required_and_unticked_by_default(self):
+    def test_required_and_unticked_by_default(self) -> None:
         field = ConsentField()
         assert field.required
         assert not field.initial
 
     @pytest.mark.parametrize("initial", [True, "yes", lambda: True])
-    def test_truthy_initial_is_refused(self, initial):
+    def test_truthy_initial_is_refused(self, initial: object) -> None:
         with pytest.raises(ImproperlyConfigured, match="unticked"):
             ConsentField(initial=initial)
 
@@ -123,15 +126,15 @@ class TestConsentField:
         ],
         ids=["checked-attribute", "check-test", "rendering"],
     )
-    def test_a_widget_that_renders_ticked_is_refused(self, widget):
+    def test_a_widget_that_renders_ticked_is_refused(self, widget: forms.Widget) -> None:
         with pytest.raises(ImproperlyConfigured, match="unticked"):
             ConsentField(widget=widget)
 
-    def test_a_widget_that_renders_another_value_is_refused(self):
+    def test_a_widget_that_renders_another_value_is_refused(self) -> None:
         with pytest.raises(ImproperlyConfigured, match='value="yes"'):
             ConsentField(widget=RendersNoValue())
 
-    def test_a_widget_that_renders_no_checkbox_is_refused(self):
+    def test_a_widget_that_renders_no_checkbox_is_refused(self) -> None:
         class HiddenYes(ConsentCheckbox):
             input_type = "hidden"
 
@@ -141,11 +144,11 @@ class TestConsentField:
     @pytest.mark.parametrize(
         "widget", [forms.CheckboxInput, forms.HiddenInput, forms.TextInput, forms.Select]
     )
-    def test_any_other_widget_is_refused(self, widget):
+    def test_any_other_widget_is_refused(self, widget: type[forms.Widget]) -> None:
         with pytest.raises(ImproperlyConfigured, match="ConsentCheckbox"):
             ConsentField(widget=widget)
 
-    def test_form_initial_true_is_refused_on_a_plain_form(self):
+    def test_form_initial_true_is_refused_on_a_plain_form(self) -> None:
         class PlainForm(forms.Form):
             agree = ConsentField()
 
@@ -153,7 +156,9 @@ class TestConsentField:
         with pytest.raises(ImproperlyConfigured, match="unticked"):
             form["agree"]
 
-    def test_a_check_test_that_ticks_the_forms_initial_is_refused_when_the_form_renders(self):
+    def test_a_check_test_that_ticks_the_forms_initial_is_refused_when_the_form_renders(
+        self,
+    ) -> None:
         class PlainForm(forms.Form):
             agree = ConsentField(widget=ConsentCheckbox(check_test=lambda value: value == "x"))
 
@@ -161,7 +166,7 @@ class TestConsentField:
         with pytest.raises(ImproperlyConfigured, match="unticked"):
             PlainForm(initial={"agree": "x"})["agree"]
 
-    def test_a_posted_tick_is_never_rendered_back(self):
+    def test_a_posted_tick_is_never_rendered_back(self) -> None:
         form = submit(consent_form(), disclosure_token="forged")
         assert not form.is_valid()
         (tag,) = checkbox_tags(form["auto_renew_consent"])
@@ -169,11 +174,11 @@ class TestConsentField:
 
 
 class TestConsentForm:
-    def test_form_initial_true_is_refused_when_built(self):
+    def test_form_initial_true_is_refused_when_built(self) -> None:
         with pytest.raises(ImproperlyConfigured, match="unticked"):
             consent_form(initial={"auto_renew_consent": True})
 
-    def test_fields(self):
+    def test_fields(self) -> None:
         form = consent_form()
         field = form.fields["auto_renew_consent"]
         assert isinstance(field, ConsentField)
@@ -183,12 +188,12 @@ class TestConsentForm:
         assert form["request_key"].is_hidden
         assert "terms_hash" not in form.fields
 
-    def test_unticked_submission_is_invalid(self):
+    def test_unticked_submission_is_invalid(self) -> None:
         form = submit(consent_form(), auto_renew_consent="")
         assert not form.is_valid()
         assert "auto_renew_consent" in form.errors
 
-    def test_disclosure(self):
+    def test_disclosure(self) -> None:
         terms = make_terms(trial_days=7)
         form = consent_form(terms=terms)
         html = str(form.consent_disclosure)
@@ -201,7 +206,7 @@ class TestConsentForm:
         assert "Free trial" not in consent_form().disclosure_text()
 
     @freeze_time("2027-03-01 02:00:00+00:00")
-    def test_without_the_trial_the_disclosure_says_so_and_renews_a_term_later(self):
+    def test_without_the_trial_the_disclosure_says_so_and_renews_a_term_later(self) -> None:
         terms = make_terms(trial_days=7)
         with_trial = consent_form(terms=terms, first_renewal_at=None)
         without = consent_form(terms=terms, first_renewal_at=None, trial=False)
@@ -212,19 +217,19 @@ class TestConsentForm:
         assert "Free trial: 7 days." not in text
         assert "First renewal: April 1, 2027" in text
 
-    def test_terms_without_a_trial_do_not_mention_one(self):
+    def test_terms_without_a_trial_do_not_mention_one(self) -> None:
         form = consent_form(trial=False)
         assert form.disclosure.trial is False
         assert "trial" not in form.disclosure_text()
 
-    def test_disclosure_escapes_terms_and_text_unescapes(self):
+    def test_disclosure_escapes_terms_and_text_unescapes(self) -> None:
         form = consent_form(terms=make_terms(cancellation_method="Tap <Cancel> & confirm."))
         assert "Tap &lt;Cancel&gt; &amp; confirm." in form.consent_disclosure
         text = form.disclosure_text()
         assert "How to cancel: Tap <Cancel> & confirm." in text.splitlines()
         assert "<li>" not in text
 
-    def test_each_rendered_form_has_its_own_hidden_checkout_key(self):
+    def test_each_rendered_form_has_its_own_hidden_checkout_key(self) -> None:
         first, second = consent_form(), consent_form()
         assert first["request_key"].initial != second["request_key"].initial
         bound = submit(first)
@@ -232,16 +237,18 @@ class TestConsentForm:
         assert bound.request_key == first["request_key"].initial
         assert not submit(first, request_key="x; DROP").is_valid()
 
-    def test_disclosure_text_starts_with_the_renewal_wording_the_box_was_labelled_with(self):
+    def test_disclosure_text_starts_with_the_renewal_wording_the_box_was_labelled_with(
+        self,
+    ) -> None:
         form = consent_form()
         assert form.disclosure_text().splitlines()[0] == form.terms.renewal_wording
 
-    def test_default_first_renewal_is_one_term_from_now(self):
+    def test_default_first_renewal_is_one_term_from_now(self) -> None:
         form = consent_form(first_renewal_at=None, time_zone="UTC")
         ahead = form.disclosure.first_renewal_at - dt.datetime.now(dt.UTC)
         assert dt.timedelta(days=28) <= ahead <= dt.timedelta(days=31)
 
-    def test_naive_first_renewal_is_refused(self):
+    def test_naive_first_renewal_is_refused(self) -> None:
         with pytest.raises(ValueError, match="aware"):
             consent_form(first_renewal_at=dt.datetime(2025, 3, 1))
 
@@ -249,7 +256,7 @@ class TestConsentForm:
 class TestSignedDisclosure:
     """The disclosure kept is the one signed into the page the user saw."""
 
-    def test_the_token_carries_what_the_page_showed(self):
+    def test_the_token_carries_what_the_page_showed(self) -> None:
         form = consent_form(trial=False)
         agreed = submit(form).agreed_disclosure
         assert agreed == form.disclosure
@@ -258,7 +265,7 @@ class TestSignedDisclosure:
         assert agreed.first_renewal_at == FIRST_RENEWAL
 
     @freeze_time("2027-03-01 15:59:50+00:00")  # 23:59:50 in Shanghai
-    def test_a_page_shown_before_midnight_and_posted_after_keeps_the_first_days_dates(self):
+    def test_a_page_shown_before_midnight_and_posted_after_keeps_the_first_days_dates(self) -> None:
         terms = make_terms()
         shown = consent_form(terms=terms, first_renewal_at=None)
         with freeze_time("2027-03-01 16:00:10+00:00"):  # 00:00:10 on 2 March in Shanghai
@@ -280,12 +287,12 @@ class TestSignedDisclosure:
         ],
         ids=["missing", "forged", "other-salt", "malformed"],
     )
-    def test_a_token_that_does_not_verify_is_a_form_error(self, token):
+    def test_a_token_that_does_not_verify_is_a_form_error(self, token: str) -> None:
         form = submit(consent_form(), disclosure_token=token)
         assert not form.is_valid()
         assert form.non_field_errors().as_data()[0].code == "tampered"
 
-    def test_an_edited_token_is_a_form_error(self):
+    def test_an_edited_token_is_a_form_error(self) -> None:
         form = consent_form()
         token = form["disclosure_token"].initial
         signature = token.rsplit(":", 1)[1]
@@ -295,7 +302,7 @@ class TestSignedDisclosure:
         bound = submit(form, disclosure_token=f"{forged}:{signature}")
         assert bound.non_field_errors().as_data()[0].code == "tampered"
 
-    def test_a_token_for_other_terms_is_a_form_error(self):
+    def test_a_token_for_other_terms_is_a_form_error(self) -> None:
         old = consent_form(terms=make_terms(amount="20.00"))
         form = consent_form(posted(old), terms=make_terms())
         assert not form.is_valid()
@@ -303,7 +310,9 @@ class TestSignedDisclosure:
         assert "The terms changed after this page was shown." in form.non_field_errors()[0]
 
     @pytest.mark.parametrize(("after", "valid"), [(60, True), (61, False)])
-    def test_a_token_older_than_the_maximum_age_is_a_form_error(self, settings, after, valid):
+    def test_a_token_older_than_the_maximum_age_is_a_form_error(
+        self, settings: Settings, after: int, valid: bool
+    ) -> None:
         settings.RENEWALS = {**settings.RENEWALS, "CONSENT_FORM_MAX_AGE": 60}
         with freeze_time("2027-03-01 02:00:00+00:00") as clock:
             shown = consent_form()
@@ -313,7 +322,7 @@ class TestSignedDisclosure:
         if not valid:
             assert form.non_field_errors().as_data()[0].code == "expired"
 
-    def test_the_default_maximum_age_is_a_day(self):
+    def test_the_default_maximum_age_is_a_day(self) -> None:
         with freeze_time("2027-03-01 02:00:00+00:00") as clock:
             shown = consent_form()
             clock.tick(dt.timedelta(days=1))
@@ -321,7 +330,7 @@ class TestSignedDisclosure:
             clock.tick(1)
             assert not submit(shown).is_valid()
 
-    def test_a_form_with_an_error_renders_a_fresh_token_for_what_it_shows(self):
+    def test_a_form_with_an_error_renders_a_fresh_token_for_what_it_shows(self) -> None:
         with freeze_time("2027-03-01 02:00:00+00:00") as clock:
             shown = consent_form(first_renewal_at=None)
             clock.tick(dt.timedelta(days=2))
@@ -332,20 +341,20 @@ class TestSignedDisclosure:
         assert form["disclosure_token"].initial in rendered
         assert Disclosure.unsign(form["disclosure_token"].initial, form.terms) == form.disclosure
 
-    def test_agreed_disclosure_needs_a_valid_form(self):
+    def test_agreed_disclosure_needs_a_valid_form(self) -> None:
         with pytest.raises(ValueError, match="valid"):
             _ = consent_form().agreed_disclosure
 
 
 class TestConsentEvidence:
-    def request(self):
+    def request(self) -> HttpRequest:
         request = RequestFactory().post(
             "/subscribe/", REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="TestBrowser/1.0"
         )
         request.LANGUAGE_CODE = "zh-hans"
         return request
 
-    def test_evidence_from_form_and_request(self):
+    def test_evidence_from_form_and_request(self) -> None:
         form = submit(consent_form())
         evidence = form.consent_evidence(self.request(), form_id="signup")
         assert evidence.affirmative is True
@@ -359,18 +368,18 @@ class TestConsentEvidence:
         assert evidence.bundled_with == ()
         assert evidence.disclosure_text == form.disclosure_text(form.agreed_disclosure)
 
-    def test_default_form_id_names_the_form_class(self):
+    def test_default_form_id_names_the_form_class(self) -> None:
         form = submit(consent_form())
         evidence = form.consent_evidence(self.request(), channel="app")
         assert evidence.form_id == "renewals.forms.ConsentForm"
         assert evidence.channel == "app"
 
-    def test_invalid_form_has_no_evidence(self):
+    def test_invalid_form_has_no_evidence(self) -> None:
         with pytest.raises(ValueError, match="valid"):
             consent_form({}).consent_evidence(self.request())
 
 
-def test_the_consent_fields_label_the_box_with_the_renewal_wording_alone():
+def test_the_consent_fields_label_the_box_with_the_renewal_wording_alone() -> None:
     form = consent_form()
     html = render_to_string("renewals/consent_fields.html", {"form": form})
     wording = form.terms.renewal_wording

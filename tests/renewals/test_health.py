@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import Model
+from django.test import Client
 from django.urls import reverse
 from freezegun import freeze_time
 
 from notifications.models import Delivery
 from renewals.models import NoticeStatus, RenewalNotice, Status, Subscription
 from renewals.services import plan_notices
-from renewals.services.health import health_report
+from renewals.services.health import HealthReport, Section, health_report
 
 from .factories import make_subscription, make_user
 
@@ -28,16 +32,16 @@ STUCK = dt.timedelta(minutes=30)
 
 
 @pytest.fixture(autouse=True)
-def _frozen():
+def _frozen() -> Iterator[None]:
     with freeze_time(NOW):
         yield
 
 
-def section(report, key):
+def section(report: HealthReport, key: str) -> Section:
     return next(s for s in report.sections if s.key == key)
 
 
-def planned(days_ahead: float, **fields) -> RenewalNotice:
+def planned(days_ahead: float, **fields: Any) -> RenewalNotice:
     """The planned ``cn`` reminder of a subscription renewing ``days_ahead`` days from now,
     with ``fields`` changed."""
     subscription = make_subscription(next_renewal_at=NOW + dt.timedelta(days=days_ahead))
@@ -47,7 +51,7 @@ def planned(days_ahead: float, **fields) -> RenewalNotice:
     return notice
 
 
-def make_delivery(queued_ago: dt.timedelta, **fields) -> Delivery:
+def make_delivery(queued_ago: dt.timedelta, **fields: Any) -> Delivery:
     number = Delivery.objects.count()
     defaults = {
         "channel": Delivery.Channel.SMS,
@@ -64,7 +68,7 @@ def make_delivery(queued_ago: dt.timedelta, **fields) -> Delivery:
     return Delivery.objects.create(**{**defaults, **fields})
 
 
-def run(*args):
+def run(*args: str) -> tuple[str, int]:
     """The command's output and exit status."""
     out = StringIO()
     try:
@@ -77,20 +81,20 @@ def run(*args):
 # --- (a) renewals due soon without their notices ---------------------------------------------
 
 
-def test_all_is_well_with_nothing_to_do():
+def test_all_is_well_with_nothing_to_do() -> None:
     report = health_report(NOW)
     assert not report.needs_attention
     assert [s.count for s in report.sections] == [0, 0, 0, 0, 0]
 
 
-def test_a_notice_given_in_its_window_is_in_order():
+def test_a_notice_given_in_its_window_is_in_order() -> None:
     notice = planned(6)
     notice.status, notice.sent_at = NoticeStatus.SENT, NOW
     notice.save()
     assert section(health_report(NOW + dt.timedelta(days=2)), "unannounced").count == 0
 
 
-def test_a_renewal_whose_notice_was_never_planned():
+def test_a_renewal_whose_notice_was_never_planned() -> None:
     subscription = make_subscription(next_renewal_at=NOW + dt.timedelta(days=3))
     (row,) = section(health_report(NOW), "unannounced").rows
     assert row == {
@@ -103,7 +107,7 @@ def test_a_renewal_whose_notice_was_never_planned():
     }
 
 
-def test_only_renewals_within_the_days_that_will_happen():
+def test_only_renewals_within_the_days_that_will_happen() -> None:
     make_subscription(next_renewal_at=NOW + dt.timedelta(days=10))
     make_subscription(next_renewal_at=NOW + dt.timedelta(days=3), auto_renew=False)
     make_subscription(next_renewal_at=NOW + dt.timedelta(days=3), status=Status.CANCELED)
@@ -111,7 +115,7 @@ def test_only_renewals_within_the_days_that_will_happen():
     assert section(health_report(NOW, days=10), "unannounced").count == 1
 
 
-def test_a_pending_notice_on_time_is_not_a_problem_until_overdue():
+def test_a_pending_notice_on_time_is_not_a_problem_until_overdue() -> None:
     notice = planned(6)
     assert notice.status == NoticeStatus.PLANNED
     on_time = notice.send_at + STUCK
@@ -121,7 +125,7 @@ def test_a_pending_notice_on_time_is_not_a_problem_until_overdue():
     assert row["problem"] == "overdue: due at 2027-03-01T02:00:00+00:00"
 
 
-def test_a_notice_awaiting_its_receipt_inside_the_window_is_not_a_problem():
+def test_a_notice_awaiting_its_receipt_inside_the_window_is_not_a_problem() -> None:
     notice = planned(6, status=NoticeStatus.SENT, sent_at=NOW, delivered_when="delivered")
     assert section(health_report(NOW + dt.timedelta(hours=3)), "unannounced").count == 0
     after_window = notice.window_closes_at + dt.timedelta(seconds=1)
@@ -140,24 +144,24 @@ def test_a_notice_awaiting_its_receipt_inside_the_window_is_not_a_problem():
         ),
     ],
 )
-def test_a_notice_not_given_is_a_problem(fields, problem):
+def test_a_notice_not_given_is_a_problem(fields: dict[str, Any], problem: str) -> None:
     planned(6, **fields)
     (row,) = section(health_report(NOW), "unannounced").rows
     assert row["problem"] == problem
     assert row["status"] == fields["status"]
 
 
-def test_an_unknown_rule_pack_is_reported_not_raised():
+def test_an_unknown_rule_pack_is_reported_not_raised() -> None:
     make_subscription(next_renewal_at=NOW + dt.timedelta(days=3), policy="gone")
     (row,) = section(health_report(NOW), "unannounced").rows
     assert row["rule"] is None
-    assert "Unknown rule pack 'gone'" in row["problem"]
+    assert "Unknown rule pack 'gone'" in str(row["problem"])
 
 
 # --- (b) missed notices -----------------------------------------------------------------------
 
 
-def test_missed_notices_of_renewals_still_to_come():
+def test_missed_notices_of_renewals_still_to_come() -> None:
     notice = planned(
         3, status=NoticeStatus.MISSED, missed_at=NOW, last_error="sms: no phone number"
     )
@@ -180,13 +184,13 @@ def test_missed_notices_of_renewals_still_to_come():
         {"next_renewal_at": NOW + dt.timedelta(days=33)},  # that renewal is over
     ],
 )
-def test_missed_notices_no_longer_relevant_are_left_out(change):
+def test_missed_notices_no_longer_relevant_are_left_out(change: dict[str, Any]) -> None:
     notice = planned(3, status=NoticeStatus.MISSED, missed_at=NOW)
     Subscription.objects.filter(pk=notice.subscription_id).update(**change)
     assert section(health_report(NOW), "missed").count == 0
 
 
-def test_a_missed_notice_of_a_held_renewal_stays():
+def test_a_missed_notice_of_a_held_renewal_stays() -> None:
     notice = planned(3, status=NoticeStatus.MISSED, missed_at=NOW)
     Subscription.objects.filter(pk=notice.subscription_id).update(
         status=Status.ON_HOLD,
@@ -199,7 +203,7 @@ def test_a_missed_notice_of_a_held_renewal_stays():
 # --- (c) stuck deliveries, (d) gateway syncs, (e) held renewals --------------------------------
 
 
-def test_deliveries_queued_longer_than_the_threshold():
+def test_deliveries_queued_longer_than_the_threshold() -> None:
     stuck = make_delivery(STUCK + dt.timedelta(seconds=1), attempts=2, error_code="timeout")
     make_delivery(STUCK)
     make_delivery(dt.timedelta(hours=2), status=Delivery.Status.SENT)
@@ -217,7 +221,7 @@ def test_deliveries_queued_longer_than_the_threshold():
     assert section(health_report(NOW, stuck_minutes=10), "stuck_deliveries").count == 2
 
 
-def test_gateway_syncs_pending_longer_than_the_threshold():
+def test_gateway_syncs_pending_longer_than_the_threshold() -> None:
     old = make_subscription(gateway_sync_pending=True, auto_renew=False)
     make_subscription(gateway_sync_pending=True)
     Subscription.objects.filter(pk=old.pk).update(updated_at=NOW - dt.timedelta(hours=1))
@@ -231,7 +235,7 @@ def test_gateway_syncs_pending_longer_than_the_threshold():
     }
 
 
-def test_held_renewals_are_listed_for_information():
+def test_held_renewals_are_listed_for_information() -> None:
     held = make_subscription(status=Status.ON_HOLD, held_renewal_at=NOW)
     report = health_report(NOW)
     on_hold = section(report, "on_hold")
@@ -240,7 +244,7 @@ def test_held_renewals_are_listed_for_information():
     assert not report.needs_attention
 
 
-def test_counts_are_complete_and_rows_limited():
+def test_counts_are_complete_and_rows_limited() -> None:
     for _ in range(3):
         make_delivery(dt.timedelta(hours=1))
     stuck = section(health_report(NOW, limit=2), "stuck_deliveries")
@@ -250,7 +254,7 @@ def test_counts_are_complete_and_rows_limited():
 # --- the command ------------------------------------------------------------------------------
 
 
-def test_command_exits_0_when_all_is_well():
+def test_command_exits_0_when_all_is_well() -> None:
     make_subscription(status=Status.ON_HOLD, next_renewal_at=NOW + dt.timedelta(days=20))
     out, status = run()
     assert status == 0
@@ -258,7 +262,7 @@ def test_command_exits_0_when_all_is_well():
     assert "     1  Renewals held by the renewal gate" in out
 
 
-def test_command_exits_1_and_lists_what_needs_a_person():
+def test_command_exits_1_and_lists_what_needs_a_person() -> None:
     make_subscription(next_renewal_at=NOW + dt.timedelta(days=3))
     for _ in range(3):
         make_delivery(dt.timedelta(hours=1))
@@ -273,7 +277,7 @@ def test_command_exits_1_and_lists_what_needs_a_person():
     assert "Needs attention." in rows
 
 
-def test_command_options_reach_the_report():
+def test_command_options_reach_the_report() -> None:
     make_subscription(next_renewal_at=NOW + dt.timedelta(days=10))
     make_delivery(dt.timedelta(minutes=20))
     assert run()[1] == 0
@@ -281,7 +285,7 @@ def test_command_options_reach_the_report():
     assert run("--stuck-minutes", "15")[1] == 1
 
 
-def test_command_json():
+def test_command_json() -> None:
     make_delivery(dt.timedelta(hours=1))
     out, status = run("--json")
     data = json.loads(out)
@@ -302,7 +306,7 @@ def test_command_json():
     assert data["sections"]["on_hold"]["alert"] is False
 
 
-def test_command_refuses_bad_numbers():
+def test_command_refuses_bad_numbers() -> None:
     with pytest.raises(CommandError, match="must be 1 or more"):
         call_command("renewals_health", "--stuck-minutes", "0")
 
@@ -312,11 +316,11 @@ def test_command_refuses_bad_numbers():
 HEALTH_URL = "/admin/renewals/renewalnotice/health/"
 
 
-def test_health_url_name():
+def test_health_url_name() -> None:
     assert reverse("admin:renewals_health") == HEALTH_URL
 
 
-def test_health_page_for_staff_who_may_view_notices(client):
+def test_health_page_for_staff_who_may_view_notices(client: Client) -> None:
     notice = planned(3, status=NoticeStatus.MISSED, missed_at=NOW, last_error="no device")
     staff = make_user(is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="view_renewalnotice"))
@@ -331,7 +335,7 @@ def test_health_page_for_staff_who_may_view_notices(client):
     assert "no device" in response.text
 
 
-def test_health_page_takes_its_thresholds_from_the_query(admin_client):
+def test_health_page_takes_its_thresholds_from_the_query(admin_client: Client) -> None:
     make_subscription(next_renewal_at=NOW + dt.timedelta(days=10))
     assert not admin_client.get(HEALTH_URL).context["report"].needs_attention
     report = admin_client.get(HEALTH_URL, {"days": 10, "stuck_minutes": 5}).context["report"]
@@ -342,24 +346,24 @@ def test_health_page_takes_its_thresholds_from_the_query(admin_client):
     assert response.context["form"].errors["days"]
 
 
-def test_health_page_is_forbidden_without_the_view_permission(client):
+def test_health_page_is_forbidden_without_the_view_permission(client: Client) -> None:
     client.force_login(make_user(is_staff=True))
     assert client.get(HEALTH_URL).status_code == 403
 
 
-def test_health_page_sends_non_staff_to_the_login(client):
+def test_health_page_sends_non_staff_to_the_login(client: Client) -> None:
     client.force_login(make_user())
     response = client.get(HEALTH_URL)
     assert response.status_code == 302
-    assert response.url.startswith(reverse("admin:login"))
+    assert response["Location"].startswith(reverse("admin:login"))
 
 
-def test_notice_changelist_links_to_the_health_page(admin_client):
+def test_notice_changelist_links_to_the_health_page(admin_client: Client) -> None:
     response = admin_client.get(reverse("admin:renewals_renewalnotice_changelist"))
     assert f'href="{HEALTH_URL}"' in response.text
 
 
-def test_needs_attention_filter(admin_client):
+def test_needs_attention_filter(admin_client: Client) -> None:
     missed = planned(3, status=NoticeStatus.MISSED, missed_at=NOW)
     overdue = planned(6, send_at=NOW - STUCK - dt.timedelta(seconds=1))
     planned(6, send_at=NOW - STUCK + dt.timedelta(seconds=1))  # late, but not overdue yet
@@ -371,9 +375,12 @@ def test_needs_attention_filter(admin_client):
     assert len(admin_client.get(changelist).context["cl"].result_list) == 4
 
 
-def test_health_page_links_only_to_models_in_the_admin(admin_client, monkeypatch):
+def test_health_page_links_only_to_models_in_the_admin(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     delivery = make_delivery(dt.timedelta(hours=1))
     link = reverse("admin:notifications_delivery_change", args=[delivery.pk])
     assert link in admin_client.get(HEALTH_URL).text
-    monkeypatch.delitem(admin.site._registry, Delivery)
+    registered: type[Model] = Delivery
+    monkeypatch.delitem(admin.site._registry, registered)
     assert link not in admin_client.get(HEALTH_URL).text

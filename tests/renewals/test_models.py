@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +20,7 @@ from .factories import make_subscription, make_terms
 pytestmark = pytest.mark.django_db
 
 
-def test_same_content_gives_the_same_row_and_hash():
+def test_same_content_gives_the_same_row_and_hash() -> None:
     first = make_terms()
     second = make_terms(amount=Decimal("25.0000"))
     assert first.pk == second.pk
@@ -43,18 +44,18 @@ def test_same_content_gives_the_same_row_and_hash():
         {"trial_once_per_user": False},
     ],
 )
-def test_every_shown_field_changes_the_hash(change):
+def test_every_shown_field_changes_the_hash(change: dict[str, Any]) -> None:
     assert make_terms(**change).content_hash != make_terms().content_hash
 
 
-def test_the_trial_rule_at_its_default_leaves_older_hashes_as_they_were():
+def test_the_trial_rule_at_its_default_leaves_older_hashes_as_they_were() -> None:
     terms = make_terms()
     assert "trial_once_per_user" not in terms.content()
     assert terms.compute_hash() == terms.content_hash
     assert make_terms(trial_once_per_user=False).content()["trial_once_per_user"] is False
 
 
-def test_terms_cannot_be_edited():
+def test_terms_cannot_be_edited() -> None:
     terms = make_terms()
     terms.amount = Decimal("1.00")
     with pytest.raises(ValidationError, match="immutable"):
@@ -62,7 +63,7 @@ def test_terms_cannot_be_edited():
 
 
 @pytest.mark.parametrize("currency", ["cny", "RMB1", "EURO", ""])
-def test_currency_must_be_iso_4217(currency):
+def test_currency_must_be_iso_4217(currency: str) -> None:
     with pytest.raises(ValidationError, match="currency"):
         make_terms(currency=currency)
 
@@ -76,11 +77,11 @@ def test_currency_must_be_iso_4217(currency):
         ("0.125", "KWD", "0.125"),
     ],
 )
-def test_amounts_are_shown_with_their_minor_units(amount, currency, shown):
+def test_amounts_are_shown_with_their_minor_units(amount: str, currency: str, shown: str) -> None:
     assert format_amount(Decimal(amount), currency) == shown
 
 
-def test_illegal_transition_raises_and_changes_nothing():
+def test_illegal_transition_raises_and_changes_nothing() -> None:
     subscription = make_subscription(status=Status.CANCELED)
     with pytest.raises(IllegalTransition, match="'canceled' to 'active'"):
         subscription.transition_to(Status.ACTIVE)
@@ -88,13 +89,13 @@ def test_illegal_transition_raises_and_changes_nothing():
     assert subscription.status == Status.CANCELED
 
 
-def test_every_status_has_its_transitions_listed():
+def test_every_status_has_its_transitions_listed() -> None:
     assert set(TRANSITIONS) == set(Status.values)
     for targets in TRANSITIONS.values():
         assert targets <= set(Status.values)
 
 
-def test_legal_transition_saves_its_changes():
+def test_legal_transition_saves_its_changes() -> None:
     subscription = make_subscription(status=Status.ACTIVE)
     moment = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
     subscription.transition_to(Status.ON_HOLD, next_renewal_at=moment)
@@ -148,12 +149,15 @@ BERLIN = ZoneInfo("Europe/Berlin")
         ),
     ],
 )
-def test_add_interval_follows_the_local_calendar(start, interval, count, expected):
+def test_add_interval_follows_the_local_calendar(
+    start: dt.datetime, interval: str, count: int, expected: dt.datetime
+) -> None:
     zone = start.tzinfo
+    assert isinstance(zone, ZoneInfo)
     assert add_interval(start, interval, count, zone) == expected
 
 
-def test_calendar_days_count_a_dst_day_as_one():
+def test_calendar_days_count_a_dst_day_as_one() -> None:
     start = dt.datetime(2027, 3, 27, 9, tzinfo=BERLIN)
     end = dt.datetime(2027, 3, 28, 9, tzinfo=BERLIN)  # 23 hours later
     assert calendar_days(start, end, BERLIN) == 1

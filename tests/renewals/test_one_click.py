@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,6 +14,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from freezegun import freeze_time
+from pytest_django import Settings
 
 from notifications.backends import locmem
 from notifications.messages import PushMessage, SMSMessage
@@ -22,12 +25,11 @@ from renewals.conf import renewals_settings
 from renewals.exceptions import LinkExpired, LinkTampered
 from renewals.links import cancel_url
 from renewals.models import AuditEvent, RenewalNotice, RevokedVia, Status, Subscription
-from renewals.services import cancel_auto_renewal, plan_notices, record_consent
+from renewals.services import cancel_auto_renewal
 from renewals.services.sweep import send_due_notices
 from renewals.tokens import one_click_token, read_one_click_token
 
-from .factories import make_evidence, make_subscription, make_user
-from .recipients import RESOLVER
+from .factories import PHONE, make_consented_subscription, make_subscription, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -44,19 +46,16 @@ SUBSCRIPTION_DATA = ("Example Plus", "25.00", "2027", "Asia/Shanghai")
 
 
 @pytest.fixture(autouse=True)
-def _manage_page(settings):
+def _manage_page(settings: Settings) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "MANAGE_URL": MANAGE}
 
 
-def reminded(**fields) -> RenewalNotice:
+def reminded(**fields: Any) -> RenewalNotice:
     """The notice planned for a consenting subscriber's renewal at ``RENEWAL``."""
-    with freeze_time(PLANNED_AT):
-        subscription = make_subscription(
-            next_renewal_at=RENEWAL, time_zone="Asia/Shanghai", **fields
-        )
-        record_consent(subscription, make_evidence(subscription.terms), actor=subscription.user)
-        (notice,) = plan_notices(subscription)
-    return notice
+    subscription = make_consented_subscription(
+        at=PLANNED_AT, next_renewal_at=RENEWAL, time_zone="Asia/Shanghai", **fields
+    )
+    return subscription.notices.get()
 
 
 @pytest.fixture
@@ -84,12 +83,12 @@ def assert_unchanged(notice: RenewalNotice) -> None:
 
 
 @freeze_time(NOW)
-def test_a_token_reads_back_as_its_notice(notice):
+def test_a_token_reads_back_as_its_notice(notice: RenewalNotice) -> None:
     assert read_one_click_token(one_click_token(notice)) == notice
 
 
 @freeze_time(NOW)
-def test_the_link_is_short_and_needs_no_escaping():
+def test_the_link_is_short_and_needs_no_escaping() -> None:
     large = RenewalNotice(pk=2**31 - 1, subscription_id=2**31 - 2)
     url = cancel_url(large)
     assert len(url) < 80, url
@@ -98,7 +97,9 @@ def test_the_link_is_short_and_needs_no_escaping():
 
 
 @freeze_time(NOW)
-def test_links_keep_working_across_a_secret_key_rotation(client, notice, settings):
+def test_links_keep_working_across_a_secret_key_rotation(
+    client: Client, notice: RenewalNotice, settings: Settings
+) -> None:
     url = link(notice)
     settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-key", [settings.SECRET_KEY]
     assert client.get(url).status_code == 200
@@ -106,7 +107,7 @@ def test_links_keep_working_across_a_secret_key_rotation(client, notice, setting
     assert client.get(url).status_code == 400
 
 
-def test_every_reminder_carries_a_link_of_its_own(notice):
+def test_every_reminder_carries_a_link_of_its_own(notice: RenewalNotice) -> None:
     other = reminded()
     with freeze_time(NOW):
         assert one_click_token(notice) != one_click_token(other)
@@ -117,14 +118,18 @@ def test_every_reminder_carries_a_link_of_its_own(notice):
 
 @freeze_time(NOW)
 @pytest.mark.parametrize("method", ["get", "head"])
-def test_opening_the_link_changes_nothing(client, notice, method):
+def test_opening_the_link_changes_nothing(
+    client: Client, notice: RenewalNotice, method: str
+) -> None:
     response = getattr(client, method)(link(notice))
     assert response.status_code == 200
     assert_unchanged(notice)
 
 
 @freeze_time(NOW)
-def test_the_page_shows_what_stops_and_when_in_the_users_zone(client, notice):
+def test_the_page_shows_what_stops_and_when_in_the_users_zone(
+    client: Client, notice: RenewalNotice
+) -> None:
     page = client.get(link(notice)).text
     assert "Turn off auto-renewal?" in page
     assert "Example Plus" in page
@@ -137,14 +142,16 @@ def test_the_page_shows_what_stops_and_when_in_the_users_zone(client, notice):
 
 
 @freeze_time(NOW)
-def test_the_pages_are_not_cached_and_keep_the_token_from_other_sites(client, notice):
+def test_the_pages_are_not_cached_and_keep_the_token_from_other_sites(
+    client: Client, notice: RenewalNotice
+) -> None:
     response = client.get(link(notice))
     assert "no-store" in response["Cache-Control"]
     assert response["Referrer-Policy"] == "same-origin"
 
 
 @freeze_time(NOW)
-def test_other_methods_are_refused(client, notice):
+def test_other_methods_are_refused(client: Client, notice: RenewalNotice) -> None:
     assert client.put(link(notice)).status_code == 405
     assert client.delete(link(notice)).status_code == 405
     assert_unchanged(notice)
@@ -154,7 +161,9 @@ def test_other_methods_are_refused(client, notice):
 
 
 @freeze_time(NOW)
-def test_posting_switches_auto_renewal_off_and_confirms(client, notice):
+def test_posting_switches_auto_renewal_off_and_confirms(
+    client: Client, notice: RenewalNotice
+) -> None:
     url = link(notice)
     response = client.post(url)
 
@@ -179,7 +188,7 @@ def test_posting_switches_auto_renewal_off_and_confirms(client, notice):
 
 
 @freeze_time(NOW)
-def test_posting_again_is_harmless(client, notice):
+def test_posting_again_is_harmless(client: Client, notice: RenewalNotice) -> None:
     url = link(notice)
     first = client.post(url, follow=True)
     with freeze_time(NOW + dt.timedelta(hours=1)):
@@ -192,7 +201,9 @@ def test_posting_again_is_harmless(client, notice):
 
 
 @freeze_time(NOW)
-def test_a_link_opened_after_switching_off_elsewhere_shows_when(client, notice):
+def test_a_link_opened_after_switching_off_elsewhere_shows_when(
+    client: Client, notice: RenewalNotice
+) -> None:
     with freeze_time(NOW - dt.timedelta(days=1)):
         cancel_auto_renewal(notice.subscription, actor=None, via=RevokedVia.MANAGE_PAGE)
     page = client.get(link(notice)).text
@@ -203,7 +214,9 @@ def test_a_link_opened_after_switching_off_elsewhere_shows_when(client, notice):
 
 @freeze_time(NOW)
 @pytest.mark.parametrize("status", [Status.CANCELED, Status.EXPIRED])
-def test_an_ended_subscription_says_so_and_is_left_alone(client, notice, status):
+def test_an_ended_subscription_says_so_and_is_left_alone(
+    client: Client, notice: RenewalNotice, status: Status
+) -> None:
     Subscription.objects.filter(pk=notice.subscription_id).update(status=status)
     for response in (client.get(link(notice)), client.post(link(notice))):
         assert response.status_code == 200
@@ -214,7 +227,7 @@ def test_an_ended_subscription_says_so_and_is_left_alone(client, notice, status)
 
 
 @freeze_time(NOW)
-def test_a_post_without_the_csrf_token_is_refused(notice):
+def test_a_post_without_the_csrf_token_is_refused(notice: RenewalNotice) -> None:
     client = Client(enforce_csrf_checks=True)
     assert client.post(link(notice)).status_code == 403
     assert_unchanged(notice)
@@ -270,7 +283,9 @@ def _signed_for_no_notice(notice: RenewalNotice, other: RenewalNotice) -> str:
         _signed_for_no_notice,
     ],
 )
-def test_a_tampered_link_is_refused_without_showing_anything(client, notice, tamper):
+def test_a_tampered_link_is_refused_without_showing_anything(
+    client: Client, notice: RenewalNotice, tamper: Callable[[RenewalNotice, RenewalNotice], str]
+) -> None:
     make_subscription()  # one without notices: the other's ids differ from each other
     other = reminded()
     token = tamper(notice, other)
@@ -286,7 +301,9 @@ def test_a_tampered_link_is_refused_without_showing_anything(client, notice, tam
     assert_unchanged(other)
 
 
-def test_the_link_works_until_seven_days_after_the_renewal(client, notice):
+def test_the_link_works_until_seven_days_after_the_renewal(
+    client: Client, notice: RenewalNotice
+) -> None:
     with freeze_time(NOW):
         url = link(notice)
     expires_at = RENEWAL + dt.timedelta(days=7)
@@ -310,7 +327,7 @@ def test_the_link_works_until_seven_days_after_the_renewal(client, notice):
 
 
 @freeze_time(NOW)
-def test_one_link_is_limited(client, notice, settings):
+def test_one_link_is_limited(client: Client, notice: RenewalNotice, settings: Settings) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "LINK_RATE_LIMIT": {"TOKEN": (3, 60)}}
     url = link(notice)
     assert [client.get(url).status_code for _ in range(3)] == [200, 200, 200]
@@ -330,7 +347,9 @@ def test_one_link_is_limited(client, notice, settings):
 
 
 @freeze_time(NOW)
-def test_one_address_is_limited_whatever_the_links(client, notice, settings):
+def test_one_address_is_limited_whatever_the_links(
+    client: Client, notice: RenewalNotice, settings: Settings
+) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "LINK_RATE_LIMIT": {"IP": (2, 60)}}
     guesses = [reverse("renewals:one_click_cancel", args=[f"guess{n}"]) for n in range(2)]
     assert [client.get(url).status_code for url in guesses] == [400, 400]
@@ -340,17 +359,21 @@ def test_one_address_is_limited_whatever_the_links(client, notice, settings):
 
 
 @freeze_time(NOW)
-def test_the_rate_limit_can_be_switched_off(client, notice, settings):
+def test_the_rate_limit_can_be_switched_off(
+    client: Client, notice: RenewalNotice, settings: Settings
+) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "LINK_RATE_LIMIT": {"TOKEN": None, "IP": None}}
     assert {client.get(link(notice)).status_code for _ in range(80)} == {200}
 
 
-def test_a_count_evicted_from_the_cache_lets_the_request_through(monkeypatch):
+def test_a_count_evicted_from_the_cache_lets_the_request_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(cache, "add", lambda *args, **kwargs: False)  # gone at once
     assert [ratelimit.hit("test", "key", (1, 60)) for _ in range(3)] == [None, None, None]
 
 
-def test_the_rate_limit_setting_keeps_the_defaults_it_does_not_name(settings):
+def test_the_rate_limit_setting_keeps_the_defaults_it_does_not_name(settings: Settings) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "LINK_RATE_LIMIT": {"IP": (100, 10)}}
     assert renewals_settings.LINK_RATE_LIMIT == {"TOKEN": (10, 60), "IP": (100, 10)}
 
@@ -364,7 +387,9 @@ def test_the_rate_limit_setting_keeps_the_defaults_it_does_not_name(settings):
         ((10, 60), r"RENEWALS\['LINK_RATE_LIMIT'\] must be a dict"),
     ],
 )
-def test_an_invalid_rate_limit_setting_names_the_key(settings, value, message):
+def test_an_invalid_rate_limit_setting_names_the_key(
+    settings: Settings, value: object, message: str
+) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "LINK_RATE_LIMIT": value}
     (error,) = check_settings()
     assert error.id == "renewals.E011"
@@ -374,20 +399,18 @@ def test_an_invalid_rate_limit_setting_names_the_key(settings, value, message):
 # --- from the reminder to the confirmation -----------------------------------------------
 
 
-def test_the_reminders_link_cancels_its_subscription(client, settings):
-    settings.NOTIFICATIONS = {
-        **settings.NOTIFICATIONS,
-        "RECIPIENT_RESOLVER": RESOLVER,
-        "RATE_LIMIT": None,
-    }
-    user = make_user(first_name="+8613812345678")
+@pytest.mark.usefixtures("reachable_users")
+def test_the_reminders_link_cancels_its_subscription(client: Client) -> None:
+    user = make_user(first_name=PHONE)
     Device.objects.create(user=user, platform="android", provider="fcm", token="tok")
     notice = reminded(user=user)
     with freeze_time(notice.send_at):
         send_due_notices()
     [sms] = [m for m in locmem.outbox if isinstance(m, SMSMessage)]
     [push] = [m for m in locmem.outbox if isinstance(m, PushMessage)]
-    url = re.search(r"https://shop\.example/c/\S+/", sms.body)[0]
+    found = re.search(r"https://shop\.example/c/\S+/", sms.body)
+    assert found is not None
+    url = found[0]
     assert push.url == url
 
     with freeze_time(NOW):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,6 +14,7 @@ from django.template import Context, Template
 from django.test import Client
 from django.urls import reverse
 from freezegun import freeze_time
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from notifications.backends import locmem
 from notifications.messages import SMSMessage
@@ -31,9 +34,10 @@ from renewals.services import (
     withdrawal_deadline,
 )
 from renewals.signals import contract_declared, contract_withdrawn
+from renewals.types import User
 
+from ..types import ClientResponse
 from .factories import make_subscription, make_terms, make_user
-from .recipients import RESOLVER
 
 pytestmark = pytest.mark.django_db
 
@@ -45,39 +49,34 @@ NOW_SHOWN = "July 1, 2026, 10:30 a.m."
 
 
 @pytest.fixture(autouse=True)
-def _settings(settings):
-    settings.NOTIFICATIONS = {
-        **settings.NOTIFICATIONS,
-        "RECIPIENT_RESOLVER": RESOLVER,
-        "RATE_LIMIT": None,
-    }
+def _settings(settings: Settings, reachable_users: None) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "DEFAULT_TIME_ZONE": "Europe/Berlin"}
 
 
 @pytest.fixture
-def holder():
+def holder() -> User:
     """A consumer with a phone number on file (the test resolver reads ``first_name``)."""
     return make_user(first_name=PHONE, last_name="en")
 
 
-def contract(user, policy="de", **fields):
+def contract(user: User, policy: str = "de", **fields: Any) -> Subscription:
     terms = make_terms(service_name="Streamo", currency="EUR", locale="en")
     return make_subscription(user, terms, policy=policy, time_zone="Europe/Berlin", **fields)
 
 
-def url(name, *args):
+def url(name: str, *args: object) -> str:
     return reverse(f"renewals:{name}", args=args)
 
 
-def sms_bodies():
+def sms_bodies() -> list[str]:
     return [m.body for m in locmem.outbox if isinstance(m, SMSMessage)]
 
 
-def page(response):
+def page(response: ClientResponse) -> str:
     return html.unescape(response.content.decode())
 
 
-def cancellation(**fields):
+def cancellation(**fields: Any) -> dict[str, Any]:
     """A complete POST of the cancellation form for a consumer who is not signed in."""
     return {
         "contract_number": "",
@@ -92,7 +91,14 @@ def cancellation(**fields):
     }
 
 
-def declare_via(client, data, *, flow="cancel_contract", policy="de", capture=None):
+def declare_via(
+    client: Client,
+    data: Mapping[str, object],
+    *,
+    flow: str = "cancel_contract",
+    policy: str = "de",
+    capture: DjangoCaptureOnCommitCallbacks | None = None,
+) -> ClientResponse:
     """POST the confirmation form and follow to the receipt."""
     if capture is None:
         return client.post(url(f"{flow}_confirm", policy), data)
@@ -103,7 +109,7 @@ def declare_via(client, data, *, flow="cancel_contract", policy="de", capture=No
 # Germany: the cancellation button ------------------------------------------------------------
 
 
-def test_the_start_page_shows_the_button_labelled_as_the_law_says(client):
+def test_the_start_page_shows_the_button_labelled_as_the_law_says(client: Client) -> None:
     response = client.get(url("cancel_contract", "de"))
 
     assert response.status_code == 200
@@ -111,7 +117,7 @@ def test_the_start_page_shows_the_button_labelled_as_the_law_says(client):
     assert f'href="{confirm_url}">Verträge hier kündigen</a>' in page(response)
 
 
-def test_the_button_for_every_page_of_the_site_leads_to_the_confirmation_page():
+def test_the_button_for_every_page_of_the_site_leads_to_the_confirmation_page() -> None:
     rendered = Template('{% load renewals_statutory %}{% statutory_button "de" %}').render(
         Context()
     )
@@ -119,7 +125,7 @@ def test_the_button_for_every_page_of_the_site_leads_to_the_confirmation_page():
     assert f'href="{url("cancel_contract_confirm", "de")}">Verträge hier kündigen</a>' in rendered
 
 
-def test_a_pack_whose_cancellation_is_one_click_has_no_statutory_button():
+def test_a_pack_whose_cancellation_is_one_click_has_no_statutory_button() -> None:
     with pytest.raises(ValueError, match="'cn' has no statutory flow"):
         Template('{% load renewals_statutory %}{% statutory_button "cn" %}').render(Context())
 
@@ -135,11 +141,13 @@ def test_a_pack_whose_cancellation_is_one_click_has_no_statutory_button():
     ],
 )
 @pytest.mark.parametrize("page_name", ["", "_confirm"])
-def test_a_flow_is_offered_only_under_packs_that_have_it(client, flow, policy, page_name):
+def test_a_flow_is_offered_only_under_packs_that_have_it(
+    client: Client, flow: str, policy: str, page_name: str
+) -> None:
     assert client.get(url(f"{flow}{page_name}", policy)).status_code == 404
 
 
-def test_the_confirmation_page_asks_for_what_the_law_names_without_a_login(client):
+def test_the_confirmation_page_asks_for_what_the_law_names_without_a_login(client: Client) -> None:
     response = client.get(url("cancel_contract_confirm", "de"))
 
     assert response.status_code == 200
@@ -163,8 +171,8 @@ def test_the_confirmation_page_asks_for_what_the_law_names_without_a_login(clien
 
 
 def test_a_signed_in_consumer_chooses_among_their_own_contracts_with_details_filled_in(
-    client, holder
-):
+    client: Client, holder: User
+) -> None:
     mine = contract(holder)
     contract(holder, auto_renew=False)  # already ends: nothing to cancel
     contract(holder, policy="cn")  # another pack's flow
@@ -181,13 +189,13 @@ def test_a_signed_in_consumer_chooses_among_their_own_contracts_with_details_fil
 
 @freeze_time(NOW)
 def test_jetzt_kuendigen_switches_auto_renewal_off_and_confirms_with_date_and_time(
-    client, holder, django_capture_on_commit_callbacks
-):
+    client: Client, holder: User, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     mine = contract(holder)
     client.force_login(holder)
     received = []
 
-    def receiver(declaration, **kwargs):
+    def receiver(declaration: ContractDeclaration, **kwargs: object) -> None:
         received.append(declaration)
 
     contract_declared.connect(receiver)
@@ -220,6 +228,7 @@ def test_jetzt_kuendigen_switches_auto_renewal_off_and_confirms_with_date_and_ti
     assert f"Received on {NOW_SHOWN} (Europe/Berlin)." in receipt
     assert "You made this declaration by pressing the button “jetzt kündigen”." in receipt
     assert f"Contract number</dt>\n  <dd>{mine.pk}</dd>" in receipt
+    assert mine.next_renewal_at is not None
     ends = mine.local(mine.next_renewal_at).strftime("%B %-d, %Y")
     assert f"Auto-renewal is off. Your contract runs until {ends}, 10:30 a.m. and then" in receipt
     assert "download the declaration as a text file" in receipt
@@ -232,8 +241,8 @@ def test_jetzt_kuendigen_switches_auto_renewal_off_and_confirms_with_date_and_ti
 
 @freeze_time(NOW)
 def test_the_confirmation_message_is_in_the_holders_language(
-    client, django_capture_on_commit_callbacks
-):
+    client: Client, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     holder = make_user(first_name=PHONE, last_name="zh-hans")
     mine = contract(holder)
     client.force_login(holder)
@@ -250,7 +259,7 @@ def test_the_confirmation_message_is_in_the_holders_language(
 
 
 @freeze_time(NOW)
-def test_the_declaration_downloads_as_a_text_file_to_keep(client, holder):
+def test_the_declaration_downloads_as_a_text_file_to_keep(client: Client, holder: User) -> None:
     mine = contract(holder)
     client.force_login(holder)
     receipt_url = declare_via(
@@ -280,8 +289,10 @@ def test_the_declaration_downloads_as_a_text_file_to_keep(client, holder):
     "identifies", [{"email": "HOLDER@Example.com"}, {"phone": "+49 1512 3456789"}]
 )
 def test_without_a_login_the_contract_number_and_a_contact_on_file_find_the_contract(
-    client, identifies, django_capture_on_commit_callbacks
-):
+    client: Client,
+    identifies: dict[str, str],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     holder = make_user("holder", email="holder@example.com", first_name=PHONE, last_name="en")
     theirs = contract(holder)
 
@@ -311,8 +322,10 @@ def test_without_a_login_the_contract_number_and_a_contact_on_file_find_the_cont
     ],
 )
 def test_a_declaration_that_matches_no_contract_is_recorded_and_the_page_reveals_nothing(
-    client, details, django_capture_on_commit_callbacks
-):
+    client: Client,
+    details: dict[str, str],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     holder = make_user("holder", email="holder@example.com", first_name=PHONE)
     theirs = contract(holder)
 
@@ -374,7 +387,9 @@ def test_a_declaration_that_matches_no_contract_is_recorded_and_the_page_reveals
     ],
 )
 @freeze_time(NOW)
-def test_bad_input_gets_a_clear_error_and_changes_nothing(client, holder, data, field, error):
+def test_bad_input_gets_a_clear_error_and_changes_nothing(
+    client: Client, holder: User, data: dict[str, str], field: str, error: str
+) -> None:
     theirs = contract(holder)
 
     response = client.post(
@@ -390,7 +405,9 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(client, holder, data, 
     assert theirs.auto_renew
 
 
-def test_a_signed_in_consumer_cannot_choose_another_consumers_contract(client, holder):
+def test_a_signed_in_consumer_cannot_choose_another_consumers_contract(
+    client: Client, holder: User
+) -> None:
     contract(holder)
     other = contract(make_user())
     client.force_login(holder)
@@ -406,7 +423,7 @@ def test_a_signed_in_consumer_cannot_choose_another_consumers_contract(client, h
     assert other.auto_renew
 
 
-def test_get_never_changes_anything(client, holder):
+def test_get_never_changes_anything(client: Client, holder: User) -> None:
     theirs = contract(holder)
     query = cancellation(contract_number=str(theirs.pk), email=holder.email)
 
@@ -418,7 +435,7 @@ def test_get_never_changes_anything(client, holder):
     assert theirs.auto_renew
 
 
-def test_a_post_without_the_csrf_token_is_refused(holder):
+def test_a_post_without_the_csrf_token_is_refused(holder: User) -> None:
     theirs = contract(holder)
 
     response = Client(enforce_csrf_checks=True).post(
@@ -434,7 +451,9 @@ def test_a_post_without_the_csrf_token_is_refused(holder):
 
 @freeze_time(NOW)
 @pytest.mark.parametrize(("flow", "policy"), [("cancel_contract", "de"), ("withdraw", "eu")])
-def test_posts_from_one_address_are_rate_limited(client, settings, flow, policy):
+def test_posts_from_one_address_are_rate_limited(
+    client: Client, settings: Settings, flow: str, policy: str
+) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "LINK_RATE_LIMIT": {"IP": (2, 60)}}
     confirm = url(f"{flow}_confirm", policy)
     data = cancellation(contract_number="999999", email="someone@example.com")
@@ -455,7 +474,9 @@ def test_posts_from_one_address_are_rate_limited(client, settings, flow, policy)
         assert client.post(confirm, data).status_code == 302
 
 
-def test_the_rate_limit_of_the_forms_can_be_switched_off(client, settings):
+def test_the_rate_limit_of_the_forms_can_be_switched_off(
+    client: Client, settings: Settings
+) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "LINK_RATE_LIMIT": {"IP": None}}
     confirm = url("cancel_contract_confirm", "de")
     data = cancellation(contract_number="999999", email="someone@example.com")
@@ -463,7 +484,7 @@ def test_the_rate_limit_of_the_forms_can_be_switched_off(client, settings):
 
 
 @freeze_time(NOW)
-def test_an_extraordinary_cancellation_records_its_reason(client, holder):
+def test_an_extraordinary_cancellation_records_its_reason(client: Client, holder: User) -> None:
     mine = contract(holder)
     client.force_login(holder)
 
@@ -486,7 +507,7 @@ def test_an_extraordinary_cancellation_records_its_reason(client, holder):
     assert "We check the reason you gave" in receipt
 
 
-def test_a_later_date_waits_for_the_term_that_includes_it(client, holder):
+def test_a_later_date_waits_for_the_term_that_includes_it(client: Client, holder: User) -> None:
     with freeze_time(NOW):
         mine = contract(holder, next_renewal_at=NOW + dt.timedelta(days=30))  # July 31
         client.force_login(holder)
@@ -496,8 +517,7 @@ def test_a_later_date_waits_for_the_term_that_includes_it(client, holder):
         )
         declaration = ContractDeclaration.objects.get()
         assert declaration.status == DeclarationStatus.SCHEDULED
-        mine.refresh_from_db()
-        assert mine.auto_renew
+        assert Subscription.objects.get(pk=mine.pk).auto_renew
         receipt = page(client.get(response["Location"]))
         assert "Auto-renewal stays on until the term that includes Aug. 15, 2026" in receipt
         assert apply_scheduled_cancellations() == 0  # the current term ends before it
@@ -513,7 +533,7 @@ def test_a_later_date_waits_for_the_term_that_includes_it(client, holder):
 
 
 @freeze_time(NOW)
-def test_a_date_inside_the_current_term_takes_effect_at_once(client, holder):
+def test_a_date_inside_the_current_term_takes_effect_at_once(client: Client, holder: User) -> None:
     mine = contract(holder, next_renewal_at=NOW + dt.timedelta(days=30))  # July 31
     client.force_login(holder)
 
@@ -526,7 +546,9 @@ def test_a_date_inside_the_current_term_takes_effect_at_once(client, holder):
     assert ContractDeclaration.objects.get().status == DeclarationStatus.APPLIED
 
 
-def test_a_receipt_address_that_was_changed_or_is_old_shows_nothing(client, holder):
+def test_a_receipt_address_that_was_changed_or_is_old_shows_nothing(
+    client: Client, holder: User
+) -> None:
     mine = contract(holder)
     client.force_login(holder)
     with freeze_time(NOW):
@@ -551,12 +573,12 @@ LAST_INSTANT = dt.datetime(2026, 7, 24, 23, 59, 59, 999999, tzinfo=BERLIN)
 PERIOD_OVER = dt.datetime(2026, 7, 25, tzinfo=BERLIN)
 
 
-def eu_contract(user):
+def eu_contract(user: User) -> Subscription:
     with freeze_time(CONCLUDED):
         return contract(user, policy="eu")
 
 
-def test_the_withdrawal_function_is_labelled_as_the_directive_says(client):
+def test_the_withdrawal_function_is_labelled_as_the_directive_says(client: Client) -> None:
     start = page(client.get(url("withdraw", "eu")))
     confirm = page(client.get(url("withdraw_confirm", "eu")))
 
@@ -564,7 +586,7 @@ def test_the_withdrawal_function_is_labelled_as_the_directive_says(client):
     assert '<button type="submit">confirm withdrawal</button>' in confirm
 
 
-def test_the_withdrawal_period_is_fourteen_whole_days_after_the_contract_day(holder):
+def test_the_withdrawal_period_is_fourteen_whole_days_after_the_contract_day(holder: User) -> None:
     theirs = eu_contract(holder)
 
     assert withdrawal_deadline(theirs) == PERIOD_OVER
@@ -576,13 +598,16 @@ def test_the_withdrawal_period_is_fourteen_whole_days_after_the_contract_day(hol
 
 @pytest.mark.parametrize("at", [CONCLUDED + dt.timedelta(days=14), LAST_INSTANT])
 def test_a_withdrawal_inside_the_period_ends_the_contract_and_is_acknowledged(
-    client, holder, at, django_capture_on_commit_callbacks
-):
+    client: Client,
+    holder: User,
+    at: dt.datetime,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     theirs = eu_contract(holder)
     client.force_login(holder)
     withdrawn = []
 
-    def receiver(**kwargs):
+    def receiver(**kwargs: Any) -> None:
         withdrawn.append(kwargs)
 
     contract_withdrawn.connect(receiver)
@@ -617,7 +642,7 @@ def test_a_withdrawal_inside_the_period_ends_the_contract_and_is_acknowledged(
     assert "auto-renewal is off" in switched_off
 
 
-def test_after_the_period_the_withdrawal_is_refused_and_nothing_changes(holder):
+def test_after_the_period_the_withdrawal_is_refused_and_nothing_changes(holder: User) -> None:
     theirs = eu_contract(holder)
 
     with pytest.raises(WithdrawalPeriodOver) as refused:
@@ -629,17 +654,19 @@ def test_after_the_period_the_withdrawal_is_refused_and_nothing_changes(holder):
     assert not AuditEvent.objects.filter(subscription=theirs).exists()
 
 
-def test_a_pack_without_a_withdrawal_right_refuses_it(holder):
+def test_a_pack_without_a_withdrawal_right_refuses_it(holder: User) -> None:
     with pytest.raises(NoWithdrawalRight):
         withdraw_from_contract(contract(holder), actor=holder)
 
 
-def test_only_the_holder_may_withdraw(holder):
+def test_only_the_holder_may_withdraw(holder: User) -> None:
     with pytest.raises(NotAllowed):
         withdraw_from_contract(eu_contract(holder), actor=make_user(), at=LAST_INSTANT)
 
 
-def test_after_the_period_the_function_no_longer_offers_the_contract(client, holder):
+def test_after_the_period_the_function_no_longer_offers_the_contract(
+    client: Client, holder: User
+) -> None:
     theirs = eu_contract(holder)
     client.force_login(holder)
 
@@ -651,7 +678,9 @@ def test_after_the_period_the_function_no_longer_offers_the_contract(client, hol
     assert preselected.status_code == 404
 
 
-def test_a_contract_is_preselected_for_its_holder_and_404_for_anyone_else(client, holder):
+def test_a_contract_is_preselected_for_its_holder_and_404_for_anyone_else(
+    client: Client, holder: User
+) -> None:
     theirs = eu_contract(holder)
     other = eu_contract(make_user())
     client.force_login(holder)
@@ -664,7 +693,9 @@ def test_a_contract_is_preselected_for_its_holder_and_404_for_anyone_else(client
     assert not_mine.status_code == 404
 
 
-def test_a_withdrawal_after_the_period_without_a_login_is_recorded_as_refused(client, holder):
+def test_a_withdrawal_after_the_period_without_a_login_is_recorded_as_refused(
+    client: Client, holder: User
+) -> None:
     theirs = eu_contract(holder)
 
     with freeze_time(PERIOD_OVER):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from freezegun import freeze_time
+from pytest_django import Settings
 
 from renewals.exceptions import (
     ConsentMissing,
@@ -15,12 +17,12 @@ from renewals.exceptions import (
     GatewayUnavailable,
     PriceMismatch,
 )
-from renewals.models import AuditEvent, Status
+from renewals.models import AuditEvent, Status, Subscription
 from renewals.services import subscribe, trial_available
 from renewals.services.stripe_checkout import start_stripe_subscription
+from renewals.testing.stripe import FakeStripe, customer, error, price, subscription
 
 from .factories import make_evidence, make_subscription, make_terms, make_user
-from .stripe_fake import FakeStripe, customer, error, price, subscription
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +31,7 @@ STRIPE_END = dt.datetime(2027, 4, 10, 1, 0, 5, tzinfo=dt.UTC)  # Stripe's clock,
 
 
 @pytest.fixture
-def fake(settings):
+def fake(settings: Settings) -> FakeStripe:
     fake = FakeStripe.install(settings)
     fake.on("GET", "/v1/prices/price_1", price("price_1", unit_amount=2500, currency="usd"))
     fake.on("POST", "/v1/customers", customer("cus_new"))
@@ -41,7 +43,7 @@ def fake(settings):
     return fake
 
 
-def started(**terms_fields):
+def started(**terms_fields: Any) -> Subscription:
     fields = {"currency": "USD", "amount": Decimal("25.00"), "stripe_price_id": "price_1"}
     terms = make_terms(**{**fields, **terms_fields})
     with freeze_time(NOW):
@@ -50,7 +52,7 @@ def started(**terms_fields):
         )
 
 
-def test_the_stripe_subscription_bills_the_consented_terms(fake):
+def test_the_stripe_subscription_bills_the_consented_terms(fake: FakeStripe) -> None:
     local = started()
     consent = local.consents.get()
 
@@ -81,7 +83,7 @@ def test_the_stripe_subscription_bills_the_consented_terms(fake):
     assert create.idempotency_key == f"renewals:test:{local.pk}:create"
 
 
-def test_the_ids_and_stripes_term_are_kept_and_its_notices_planned(fake):
+def test_the_ids_and_stripes_term_are_kept_and_its_notices_planned(fake: FakeStripe) -> None:
     local = started()
     with freeze_time(NOW):
         linked = start_stripe_subscription(local)
@@ -94,7 +96,7 @@ def test_the_ids_and_stripes_term_are_kept_and_its_notices_planned(fake):
     assert event.data["stripe_subscription"] == "sub_new"
 
 
-def test_a_trial_goes_to_stripe_and_an_existing_customer_is_used(fake):
+def test_a_trial_goes_to_stripe_and_an_existing_customer_is_used(fake: FakeStripe) -> None:
     local = started(trial_days=7)
     fake.on(
         "POST",
@@ -109,19 +111,22 @@ def test_a_trial_goes_to_stripe_and_an_existing_customer_is_used(fake):
     create = fake.requests[-1]
     assert "POST /v1/customers" not in fake.calls()
     assert create.form["customer"] == "cus_known"
+    assert local.trial_ends_at is not None
     assert create.form["trial_end"] == str(int(local.trial_ends_at.timestamp()))
     local.refresh_from_db()
     assert local.status == Status.TRIALING
 
 
-def test_without_consent_nothing_is_created_at_stripe(fake):
+def test_without_consent_nothing_is_created_at_stripe(fake: FakeStripe) -> None:
     local = make_subscription(gateway="stripe", terms=make_terms(stripe_price_id="price_1"))
     with pytest.raises(ConsentMissing):
         start_stripe_subscription(local)
     assert fake.requests == []
 
 
-def test_a_price_that_charges_otherwise_is_refused_before_anything_is_created(fake):
+def test_a_price_that_charges_otherwise_is_refused_before_anything_is_created(
+    fake: FakeStripe,
+) -> None:
     local = started(amount=Decimal("19.00"))
     with pytest.raises(PriceMismatch, match=re.escape("amount is 25.00 at Stripe, 19.00 in terms")):
         start_stripe_subscription(local)
@@ -130,7 +135,7 @@ def test_a_price_that_charges_otherwise_is_refused_before_anything_is_created(fa
     assert local.status == Status.CANCELED
 
 
-def test_a_declined_card_ends_the_subscription_here_and_keeps_the_trial(fake):
+def test_a_declined_card_ends_the_subscription_here_and_keeps_the_trial(fake: FakeStripe) -> None:
     local = started(trial_days=7)
     fake.on(
         "POST",
@@ -149,7 +154,7 @@ def test_a_declined_card_ends_the_subscription_here_and_keeps_the_trial(fake):
     assert event.data["code"] == "card_declined"
 
 
-def test_after_an_outage_the_same_call_sends_the_same_keys(fake):
+def test_after_an_outage_the_same_call_sends_the_same_keys(fake: FakeStripe) -> None:
     local = started()
     ok = subscription("sub_new", customer="cus_new", period_end=STRIPE_END)
     fake.on("POST", "/v1/subscriptions", error("Down.", type="api_error"), status=503)
@@ -167,7 +172,7 @@ def test_after_an_outage_the_same_call_sends_the_same_keys(fake):
     assert local.gateway_subscription_id == "sub_new"
 
 
-def test_a_subscription_at_stripe_already_is_returned_as_it_is(fake):
+def test_a_subscription_at_stripe_already_is_returned_as_it_is(fake: FakeStripe) -> None:
     local = started()
     local.gateway_subscription_id = "sub_1"
     local.save()
@@ -175,7 +180,9 @@ def test_a_subscription_at_stripe_already_is_returned_as_it_is(fake):
     assert fake.requests == []
 
 
-def test_only_a_subscription_billed_by_stripe_starts_there(fake, settings):
+def test_only_a_subscription_billed_by_stripe_starts_there(
+    fake: FakeStripe, settings: Settings
+) -> None:
     local = {"BACKEND": "renewals.gateways.local.LocalGateway"}
     settings.RENEWALS = {**settings.RENEWALS, "GATEWAYS": {"local": local}}
     with pytest.raises(TypeError, match="billed by 'local'"):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import stripe
 from django.core.exceptions import ImproperlyConfigured
 from freezegun import freeze_time
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from renewals.checks import check_gateway
 from renewals.exceptions import GatewayRefused, GatewayUnavailable
@@ -22,7 +24,7 @@ from renewals.gateways.stripe import (
     price_terms,
     subscription_state,
 )
-from renewals.models import AuditEvent, Status
+from renewals.models import AuditEvent, Status, Subscription
 from renewals.services import (
     RenewalRun,
     cancel_auto_renewal,
@@ -30,9 +32,7 @@ from renewals.services import (
     run_due_renewals,
     subscribe,
 )
-
-from .factories import make_evidence, make_subscription, make_terms, make_user
-from .stripe_fake import (
+from renewals.testing.stripe import (
     API_KEY,
     FakeStripe,
     Reply,
@@ -43,6 +43,8 @@ from .stripe_fake import (
     subscription,
 )
 
+from .factories import make_evidence, make_subscription, make_terms, make_user
+
 pytestmark = pytest.mark.django_db
 
 PERIOD_START = dt.datetime(2027, 3, 10, 1, tzinfo=dt.UTC)
@@ -51,25 +53,25 @@ DRAFTS = "/v1/invoices"
 
 
 @pytest.fixture
-def fake(settings):
+def fake(settings: Settings) -> FakeStripe:
     return FakeStripe.install(settings)
 
 
 @pytest.fixture
-def gateway(fake) -> StripeGateway:
+def gateway(fake: FakeStripe) -> StripeGateway:
     gateway = get_gateway()
     assert isinstance(gateway, StripeGateway)
     return gateway
 
 
 @pytest.fixture
-def sub(gateway):
+def sub(gateway: StripeGateway) -> Subscription:
     return make_subscription(
         gateway="stripe", gateway_customer_id="cus_1", gateway_subscription_id="sub_1"
     )
 
 
-def consented(gateway):
+def consented(gateway: StripeGateway) -> Subscription:
     """A subscription started with consent (through ``subscribe``) and at Stripe."""
     terms = make_terms()
     started = subscribe(make_user(), terms, make_evidence(terms), time_zone="UTC")
@@ -81,7 +83,9 @@ def consented(gateway):
 # --- auto-renewal ----------------------------------------------------------------------------
 
 
-def test_turning_auto_renewal_off_cancels_at_period_end_and_voids_the_renewal_draft(fake, sub):
+def test_turning_auto_renewal_off_cancels_at_period_end_and_voids_the_renewal_draft(
+    fake: FakeStripe, sub: Subscription
+) -> None:
     fake.on("POST", "/v1/subscriptions/sub_1", subscription(cancel_at_period_end=True))
     fake.on(
         "GET",
@@ -108,7 +112,9 @@ def test_turning_auto_renewal_off_cancels_at_period_end_and_voids_the_renewal_dr
     assert void.idempotency_key == f"renewals:test:{sub.pk}:void:in_1"
 
 
-def test_turning_off_voids_the_held_draft_without_looking_it_up(fake, sub):
+def test_turning_off_voids_the_held_draft_without_looking_it_up(
+    fake: FakeStripe, sub: Subscription
+) -> None:
     sub.held_invoice_id = "in_held"
     fake.on("POST", "/v1/subscriptions/sub_1", subscription(cancel_at_period_end=True))
     fake.on("GET", "/v1/invoices/in_held", invoice("in_held", status="open", auto_advance=False))
@@ -125,7 +131,9 @@ def test_turning_off_voids_the_held_draft_without_looking_it_up(fake, sub):
     assert sub.held_invoice_id is None
 
 
-def test_a_renewal_invoice_already_paid_is_left_alone(fake, sub, caplog):
+def test_a_renewal_invoice_already_paid_is_left_alone(
+    fake: FakeStripe, sub: Subscription, caplog: pytest.LogCaptureFixture
+) -> None:
     sub.held_invoice_id = "in_paid"
     fake.on("POST", "/v1/subscriptions/sub_1", subscription(cancel_at_period_end=True))
     fake.on("GET", "/v1/invoices/in_paid", invoice("in_paid", status="paid"))
@@ -136,7 +144,9 @@ def test_a_renewal_invoice_already_paid_is_left_alone(fake, sub, caplog):
     assert "was paid before it could be voided" in caplog.text
 
 
-def test_a_draft_that_finalizing_pays_is_not_voided(fake, sub, caplog):
+def test_a_draft_that_finalizing_pays_is_not_voided(
+    fake: FakeStripe, sub: Subscription, caplog: pytest.LogCaptureFixture
+) -> None:
     """Finalizing a free or credit-covered draft pays it, and Stripe voids no paid invoice."""
     sub.held_invoice_id = "in_free"
     fake.on("POST", "/v1/subscriptions/sub_1", subscription(cancel_at_period_end=True))
@@ -151,7 +161,9 @@ def test_a_draft_that_finalizing_pays_is_not_voided(fake, sub, caplog):
     assert sub.held_invoice_id is None
 
 
-def test_turning_on_clears_cancel_at_period_end_with_the_consent_as_metadata(fake, gateway):
+def test_turning_on_clears_cancel_at_period_end_with_the_consent_as_metadata(
+    fake: FakeStripe, gateway: StripeGateway
+) -> None:
     started = consented(gateway)
     consent = started.consents.get()
     fake.on("POST", "/v1/subscriptions/sub_1", subscription())
@@ -168,8 +180,10 @@ def test_turning_on_clears_cancel_at_period_end_with_the_consent_as_metadata(fak
 
 
 def test_each_switch_has_its_own_key_and_a_retry_the_same(
-    fake, gateway, django_capture_on_commit_callbacks
-):
+    fake: FakeStripe,
+    gateway: StripeGateway,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     started = consented(gateway)
     fake.on("POST", "/v1/subscriptions/sub_1", subscription())
     fake.on("GET", DRAFTS, listing([], DRAFTS))
@@ -192,7 +206,9 @@ def test_each_switch_has_its_own_key_and_a_retry_the_same(
     ]
 
 
-def test_a_subscription_not_at_stripe_yet_has_nothing_to_sync(fake, gateway):
+def test_a_subscription_not_at_stripe_yet_has_nothing_to_sync(
+    fake: FakeStripe, gateway: StripeGateway
+) -> None:
     local = make_subscription(gateway="stripe")
     gateway.set_auto_renew(local, False)
     assert fake.requests == []
@@ -201,7 +217,9 @@ def test_a_subscription_not_at_stripe_yet_has_nothing_to_sync(fake, gateway):
 # --- holding and releasing -------------------------------------------------------------------
 
 
-def test_hold_keeps_the_renewal_draft_from_advancing_and_remembers_it(fake, gateway, sub):
+def test_hold_keeps_the_renewal_draft_from_advancing_and_remembers_it(
+    fake: FakeStripe, gateway: StripeGateway, sub: Subscription
+) -> None:
     fake.on("GET", DRAFTS, listing([invoice("in_1")], DRAFTS))
     fake.on("POST", "/v1/invoices/in_1", invoice("in_1", auto_advance=False))
 
@@ -214,7 +232,9 @@ def test_hold_keeps_the_renewal_draft_from_advancing_and_remembers_it(fake, gate
     assert sub.held_invoice_id == "in_1"
 
 
-def test_hold_before_stripe_made_the_draft_changes_nothing(fake, gateway, sub):
+def test_hold_before_stripe_made_the_draft_changes_nothing(
+    fake: FakeStripe, gateway: StripeGateway, sub: Subscription
+) -> None:
     fake.on("GET", DRAFTS, listing([invoice("in_2", billing_reason="subscription_update")], DRAFTS))
     gateway.hold_renewal(sub, PERIOD_START)
     assert fake.calls() == ["GET /v1/invoices"]
@@ -235,7 +255,14 @@ def test_hold_before_stripe_made_the_draft_changes_nothing(fake, gateway, sub):
     ],
     ids=["draft", "open", "paid"],
 )
-def test_release_lets_stripe_collect_the_held_invoice(fake, gateway, sub, held, calls, form):
+def test_release_lets_stripe_collect_the_held_invoice(
+    fake: FakeStripe,
+    gateway: StripeGateway,
+    sub: Subscription,
+    held: dict[str, Any],
+    calls: list[str],
+    form: dict[str, str] | None,
+) -> None:
     sub.held_invoice_id = "in_1"
     fake.on("GET", "/v1/invoices/in_1", held)
     fake.on("POST", "/v1/invoices/in_1/finalize", invoice("in_1", status="open"))
@@ -253,7 +280,9 @@ def test_release_lets_stripe_collect_the_held_invoice(fake, gateway, sub, held, 
 # --- renewing --------------------------------------------------------------------------------
 
 
-def test_renew_returns_the_term_stripe_bills_from_its_items(fake, gateway, sub):
+def test_renew_returns_the_term_stripe_bills_from_its_items(
+    fake: FakeStripe, gateway: StripeGateway, sub: Subscription
+) -> None:
     fake.on(
         "GET",
         "/v1/subscriptions/sub_1",
@@ -262,7 +291,9 @@ def test_renew_returns_the_term_stripe_bills_from_its_items(fake, gateway, sub):
     assert gateway.renew(sub, PERIOD_START) == Period(PERIOD_START, PERIOD_END)
 
 
-def test_renew_finalizes_a_draft_still_held(fake, gateway, sub):
+def test_renew_finalizes_a_draft_still_held(
+    fake: FakeStripe, gateway: StripeGateway, sub: Subscription
+) -> None:
     sub.held_invoice_id = "in_1"
     fake.on("GET", "/v1/invoices/in_1", invoice("in_1", auto_advance=False))
     fake.on("POST", "/v1/invoices/in_1/finalize", invoice("in_1", status="open"))
@@ -275,19 +306,27 @@ def test_renew_finalizes_a_draft_still_held(fake, gateway, sub):
     assert fake.calls()[:2] == ["GET /v1/invoices/in_1", "POST /v1/invoices/in_1/finalize"]
 
 
-def test_renew_before_stripe_moved_on_is_tried_again_later(fake, gateway, sub):
+def test_renew_before_stripe_moved_on_is_tried_again_later(
+    fake: FakeStripe, gateway: StripeGateway, sub: Subscription
+) -> None:
     fake.on("GET", "/v1/subscriptions/sub_1", subscription(period_end=PERIOD_START))
     with pytest.raises(GatewayUnavailable, match="has not started the term after"):
         gateway.renew(sub, PERIOD_START)
 
 
-def test_renew_of_a_subscription_ended_at_stripe_is_refused(fake, gateway, sub):
+def test_renew_of_a_subscription_ended_at_stripe_is_refused(
+    fake: FakeStripe, gateway: StripeGateway, sub: Subscription
+) -> None:
     fake.on("GET", "/v1/subscriptions/sub_1", subscription(status="canceled"))
     with pytest.raises(GatewayRefused, match="sub_1 is canceled"):
         gateway.renew(sub, PERIOD_START)
 
 
-def test_the_renewal_run_takes_stripes_term(fake, settings, django_capture_on_commit_callbacks):
+def test_the_renewal_run_takes_stripes_term(
+    fake: FakeStripe,
+    settings: Settings,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "DEFAULT_POLICY": "us-ca"}
     terms = make_terms(currency="USD", locale="en")
     with freeze_time(PERIOD_START - dt.timedelta(days=30)):
@@ -312,7 +351,9 @@ def test_the_renewal_run_takes_stripes_term(fake, settings, django_capture_on_co
 # --- Stripe's answers ------------------------------------------------------------------------
 
 
-def test_server_errors_are_retried_with_the_same_key_then_unavailable(fake, gateway, sub):
+def test_server_errors_are_retried_with_the_same_key_then_unavailable(
+    fake: FakeStripe, gateway: StripeGateway, sub: Subscription
+) -> None:
     fake.on("POST", "/v1/invoices/in_1", error("Try again.", type="api_error"), status=503)
     with pytest.raises(GatewayUnavailable, match="Try again"):
         gateway.hold_invoice("in_1", subscription=sub)
@@ -321,7 +362,9 @@ def test_server_errors_are_retried_with_the_same_key_then_unavailable(fake, gate
     assert keys == {f"renewals:test:{sub.pk}:hold:in_1"}
 
 
-def test_a_retry_that_succeeds_is_one_change(fake, gateway, sub):
+def test_a_retry_that_succeeds_is_one_change(
+    fake: FakeStripe, gateway: StripeGateway, sub: Subscription
+) -> None:
     fake.on(
         "POST",
         "/v1/invoices/in_1",
@@ -332,21 +375,29 @@ def test_a_retry_that_succeeds_is_one_change(fake, gateway, sub):
     assert len(fake.requests) == 2
 
 
-def test_rate_limits_are_unavailable(fake, gateway, sub):
+def test_rate_limits_are_unavailable(
+    fake: FakeStripe, gateway: StripeGateway, sub: Subscription
+) -> None:
     fake.on("POST", "/v1/invoices/in_1", error("Too many.", code="rate_limit"), status=429)
     with pytest.raises(GatewayUnavailable, match="Too many"):
         gateway.hold_invoice("in_1", subscription=sub)
 
 
-def test_connection_errors_are_unavailable(fake, gateway, sub):
-    fake.on("POST", "/v1/invoices/in_1", stripe.APIConnectionError("down", should_retry=True))
+def test_connection_errors_are_unavailable(
+    fake: FakeStripe, gateway: StripeGateway, sub: Subscription
+) -> None:
+    # stripe leaves APIConnectionError.__init__ unannotated.
+    down = stripe.APIConnectionError("down", should_retry=True)  # type: ignore[no-untyped-call]
+    fake.on("POST", "/v1/invoices/in_1", down)
     with pytest.raises(GatewayUnavailable, match="down"):
         gateway.hold_invoice("in_1", subscription=sub)
     assert len(fake.requests) == 3
 
 
 @pytest.mark.parametrize("status", [400, 402, 404])
-def test_client_errors_are_refused_with_stripes_message(fake, gateway, sub, status):
+def test_client_errors_are_refused_with_stripes_message(
+    fake: FakeStripe, gateway: StripeGateway, sub: Subscription, status: int
+) -> None:
     fake.on(
         "POST",
         "/v1/invoices/in_1",
@@ -359,7 +410,7 @@ def test_client_errors_are_refused_with_stripes_message(fake, gateway, sub, stat
     assert len(fake.requests) == 1
 
 
-def test_retrieve_subscription_is_a_plain_dict(fake, gateway):
+def test_retrieve_subscription_is_a_plain_dict(fake: FakeStripe, gateway: StripeGateway) -> None:
     fake.on("GET", "/v1/subscriptions/sub_1", subscription())
     obj = gateway.retrieve_subscription("sub_1")
     assert type(obj) is dict
@@ -369,7 +420,7 @@ def test_retrieve_subscription_is_a_plain_dict(fake, gateway):
 # --- reading Stripe's objects ----------------------------------------------------------------
 
 
-def test_subscription_state_reads_the_period_from_the_items():
+def test_subscription_state_reads_the_period_from_the_items() -> None:
     later = subscription(period_start=PERIOD_START, period_end=PERIOD_END)
     earlier = subscription(period_start=PERIOD_START, period_end=PERIOD_END - dt.timedelta(days=1))
     obj = {**later, "items": listing([*later["items"]["data"], *earlier["items"]["data"]], "")}
@@ -394,19 +445,21 @@ def test_subscription_state_reads_the_period_from_the_items():
         ({"cancel_at": PERIOD_END}, Status.ACTIVE, False),
     ],
 )
-def test_subscription_state_maps_status_and_auto_renewal(fields, status, auto_renew):
+def test_subscription_state_maps_status_and_auto_renewal(
+    fields: dict[str, Any], status: Status, auto_renew: bool
+) -> None:
     state = subscription_state(subscription(**fields))
     assert (state.status, state.auto_renew) == (status, auto_renew)
 
 
-def test_subscription_state_orders_snapshots_by_term_then_ending():
+def test_subscription_state_orders_snapshots_by_term_then_ending() -> None:
     this_term = subscription_state(subscription(period_start=PERIOD_START))
     ended = subscription_state(subscription(period_start=PERIOD_START, status="canceled"))
     next_term = subscription_state(subscription(period_start=PERIOD_END))
     assert this_term.ordering < ended.ordering < next_term.ordering
 
 
-def test_subscription_state_takes_an_expanded_customer():
+def test_subscription_state_takes_an_expanded_customer() -> None:
     state = subscription_state(subscription(customer={"id": "cus_9", "object": "customer"}))
     assert state.customer == "cus_9"
 
@@ -415,7 +468,9 @@ def test_subscription_state_takes_an_expanded_customer():
     ("unit_amount", "currency", "amount"),
     [(2000, "usd", Decimal("20.00")), (1000, "jpy", Decimal(1000)), (5500, "kwd", Decimal("5.5"))],
 )
-def test_price_terms_in_the_currencys_units(unit_amount, currency, amount):
+def test_price_terms_in_the_currencys_units(
+    unit_amount: int, currency: str, amount: Decimal
+) -> None:
     fixed = price_terms(price(unit_amount=unit_amount, currency=currency, interval="year"))
     assert fixed["amount"] == amount
     assert (fixed["currency"], fixed["interval"]) == (currency.upper(), "year")
@@ -438,7 +493,7 @@ def test_price_terms_in_the_currencys_units(unit_amount, currency, amount):
         },
     ],
 )
-def test_a_price_without_a_fixed_recurring_amount_has_no_terms(fields):
+def test_a_price_without_a_fixed_recurring_amount_has_no_terms(fields: dict[str, Any]) -> None:
     with pytest.raises(GatewayRefused, match="not a recurring price"):
         price_terms(price(**fields))
 
@@ -446,7 +501,7 @@ def test_a_price_without_a_fixed_recurring_amount_has_no_terms(fields):
 # --- configuration and checks ----------------------------------------------------------------
 
 
-def test_options_are_validated():
+def test_options_are_validated() -> None:
     with pytest.raises(ImproperlyConfigured, match="max_network_retries"):
         StripeGateway(api_key=API_KEY, max_network_retries=-1)
     with pytest.raises(ImproperlyConfigured, match="webhook_secret"):
@@ -462,15 +517,17 @@ def test_options_are_validated():
         StripeGateway(api_key=API_KEY, idempotency_prefix="")
 
 
-def test_the_default_http_client_waits_for_stripe_briefly():
+def test_the_default_http_client_waits_for_stripe_briefly() -> None:
     """The gateway is called under row locks: not the SDK's 80 seconds."""
     default = StripeGateway(api_key=API_KEY).client._requestor._client
     assert isinstance(default, stripe.RequestsClient)
     assert default._timeout == 10
-    assert StripeGateway(api_key=API_KEY, timeout=2.5).client._requestor._client._timeout == 2.5
+    brief = StripeGateway(api_key=API_KEY, timeout=2.5).client._requestor._client
+    assert isinstance(brief, stripe.RequestsClient)
+    assert brief._timeout == 2.5
 
 
-def test_idempotency_keys_name_the_installation(settings, sub):
+def test_idempotency_keys_name_the_installation(settings: Settings, sub: Subscription) -> None:
     staging, production = (
         StripeGateway(api_key=API_KEY, idempotency_prefix=prefix, http_client=FakeStripe())
         for prefix in ("staging", "production")
@@ -489,11 +546,11 @@ def test_idempotency_keys_name_the_installation(settings, sub):
     assert set(first) <= set("0123456789abcdef")  # a hash, not the key
 
 
-def test_http_client_by_dotted_path_and_secrets_for_rotation():
+def test_http_client_by_dotted_path_and_secrets_for_rotation() -> None:
     gateway = StripeGateway(
         api_key=API_KEY,
         webhook_secret=["whsec_new", "whsec_old"],
-        http_client="tests.renewals.stripe_fake.FakeStripe",
+        http_client="renewals.testing.stripe.FakeStripe",
     )
     assert gateway.webhook_secrets == ("whsec_new", "whsec_old")
     with pytest.raises(AssertionError, match="FakeStripe has no route"):
@@ -512,7 +569,9 @@ def test_http_client_by_dotted_path_and_secrets_for_rotation():
         ({"api_key": "sk_live_1"}, False, ["renewals.E015"]),
     ],
 )
-def test_system_checks_report_the_keys(settings, options, debug, ids):
+def test_system_checks_report_the_keys(
+    settings: Settings, options: dict[str, str], debug: bool, ids: list[str]
+) -> None:
     settings.DEBUG = debug
     settings.RENEWALS = {
         **settings.RENEWALS,

@@ -7,11 +7,13 @@ import datetime as dt
 import re
 from decimal import Decimal
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from freezegun import freeze_time
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from renewals.models import AuditEvent, RenewalNotice, RenewalTerms, Status, Subscription
 from renewals.policies import GateRemedy
@@ -19,11 +21,10 @@ from renewals.services import RenewalRun, record_consent, renewal_gate, run_due_
 from renewals.services.cancellation import GATEWAY_CLOCK_SKEW
 from renewals.services.gate import AWAITING_CONSENT
 from renewals.services.stripe_import import user_for_customer
-
-from .factories import make_evidence, make_subscription, make_terms, make_user
-from .stripe_fake import (
+from renewals.testing.stripe import (
     FakeStripe,
     Reply,
+    Request,
     customer,
     error,
     invoice,
@@ -32,6 +33,8 @@ from .stripe_fake import (
     price,
     subscription,
 )
+
+from .factories import make_evidence, make_subscription, make_terms, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -43,13 +46,13 @@ PRODUCT = {"id": "prod_1", "object": "product", "name": "Example Plus"}
 
 
 @pytest.fixture
-def fake(settings):
+def fake(settings: Settings) -> FakeStripe:
     fake = FakeStripe.install(settings)
     fake.on("GET", "/v1/prices/price_1", price("price_1", product=PRODUCT))
     return fake
 
 
-def stripe_subscriptions(count: int, **fields) -> list[dict]:
+def stripe_subscriptions(count: int, **fields: Any) -> list[dict[str, Any]]:
     """``count`` subscriptions, newest first, of customers with users here."""
     users = get_user_model().objects.bulk_create(
         get_user_model()(username=f"stripe{i}", email=f"stripe{i}@example.com")
@@ -74,7 +77,7 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-def test_a_thousand_subscriptions_imported_twice_are_there_once(fake):
+def test_a_thousand_subscriptions_imported_twice_are_there_once(fake: FakeStripe) -> None:
     fake.on("GET", LIST, paged(stripe_subscriptions(1000), LIST))
 
     first = run()
@@ -95,7 +98,7 @@ def test_a_thousand_subscriptions_imported_twice_are_there_once(fake):
     assert again[1].query["starting_after"] == "sub_0900"
 
 
-def test_an_import_takes_stripes_term_terms_and_customer(fake):
+def test_an_import_takes_stripes_term_terms_and_customer(fake: FakeStripe) -> None:
     fake.on("GET", LIST, paged(stripe_subscriptions(1, cancel_at_period_end=True), LIST))
     run("--locale", "en", "--policy", "us-ca", "--time-zone", "America/Los_Angeles")
 
@@ -124,7 +127,7 @@ def test_an_import_takes_stripes_term_terms_and_customer(fake):
     assert event.data["consent"] == "awaited"
 
 
-def test_a_trial_keeps_its_end_and_the_notices_are_planned(fake):
+def test_a_trial_keeps_its_end_and_the_notices_are_planned(fake: FakeStripe) -> None:
     trial_end = PERIOD_END
     subs = stripe_subscriptions(1, status="trialing", trial_end=trial_end)
     fake.on("GET", LIST, paged(subs, LIST))
@@ -135,21 +138,21 @@ def test_a_trial_keeps_its_end_and_the_notices_are_planned(fake):
     assert imported.notices.get().renewal_at == PERIOD_END
 
 
-def test_terms_here_that_bill_the_price_are_reused(fake):
+def test_terms_here_that_bill_the_price_are_reused(fake: FakeStripe) -> None:
     mine = make_terms(amount=Decimal("20.00"), currency="USD", stripe_price_id="price_1")
     fake.on("GET", LIST, paged(stripe_subscriptions(2), LIST))
     run()
     assert set(Subscription.objects.values_list("terms", flat=True)) == {mine.pk}
 
 
-def test_the_wording_of_new_terms_can_be_given(fake):
+def test_the_wording_of_new_terms_can_be_given(fake: FakeStripe) -> None:
     fake.on("GET", LIST, paged(stripe_subscriptions(1), LIST))
     run("--renewal-wording", "Renews monthly.", "--cancellation-method", "Write to us.")
     terms = Subscription.objects.get().terms
     assert (terms.renewal_wording, terms.cancellation_method) == ("Renews monthly.", "Write to us.")
 
 
-def test_subscriptions_without_a_user_or_not_live_are_left_out(fake):
+def test_subscriptions_without_a_user_or_not_live_are_left_out(fake: FakeStripe) -> None:
     orphan = subscription("sub_orphan", customer=customer("cus_x", email="nobody@example.com"))
     unpaid_start = subscription("sub_incomplete", status="incomplete")
     fake.on("GET", LIST, paged([orphan, unpaid_start, *stripe_subscriptions(1)], LIST))
@@ -161,7 +164,9 @@ def test_subscriptions_without_a_user_or_not_live_are_left_out(fake):
     assert Subscription.objects.count() == 1
 
 
-def test_subscriptions_terms_cannot_state_are_reported_and_the_import_goes_on(fake):
+def test_subscriptions_terms_cannot_state_are_reported_and_the_import_goes_on(
+    fake: FakeStripe,
+) -> None:
     two_items = subscription("sub_two_items")
     two_items["items"]["data"].append({**two_items["items"]["data"][0], "id": "si_2"})
     three_seats = subscription("sub_seats")
@@ -186,7 +191,7 @@ def test_subscriptions_terms_cannot_state_are_reported_and_the_import_goes_on(fa
     assert Subscription.objects.get().gateway_subscription_id == "sub_0000"
 
 
-def test_a_subscription_a_checkout_here_started_is_linked_not_copied(fake):
+def test_a_subscription_a_checkout_here_started_is_linked_not_copied(fake: FakeStripe) -> None:
     started_here = make_subscription(gateway="stripe")
     obj = subscription(
         "sub_mine",
@@ -205,12 +210,12 @@ def test_a_subscription_a_checkout_here_started_is_linked_not_copied(fake):
     assert Subscription.objects.count() == 1
 
 
-def test_a_stopped_import_resumes_after_the_last_one_imported(fake):
+def test_a_stopped_import_resumes_after_the_last_one_imported(fake: FakeStripe) -> None:
     subs = stripe_subscriptions(250)
     pages = paged(subs, LIST)
-    stopped = []
+    stopped: list[Request] = []
 
-    def stop_once_at_the_third_page(request):
+    def stop_once_at_the_third_page(request: Request) -> Reply | dict[str, Any]:
         if request.query.get("starting_after") == "sub_0050" and not stopped:
             stopped.append(request)
             return Reply(400, error("Something broke."))
@@ -227,7 +232,7 @@ def test_a_stopped_import_resumes_after_the_last_one_imported(fake):
     assert Subscription.objects.count() == 250
 
 
-def test_resume_needs_an_earlier_import(fake):
+def test_resume_needs_an_earlier_import(fake: FakeStripe) -> None:
     with pytest.raises(CommandError, match="Nothing was imported before"):
         run("--resume")
 
@@ -240,7 +245,9 @@ def test_resume_needs_an_earlier_import(fake):
         (["--user-resolver", "no.such.resolver"], "--user-resolver 'no.such.resolver'"),
     ],
 )
-def test_bad_options_are_refused_before_anything_is_asked(fake, args, message):
+def test_bad_options_are_refused_before_anything_is_asked(
+    fake: FakeStripe, args: list[str], message: str
+) -> None:
     with pytest.raises(CommandError, match=message):
         run(*args)
     assert fake.requests == []
@@ -249,7 +256,7 @@ def test_bad_options_are_refused_before_anything_is_asked(fake, args, message):
 # --- the gate holds them until their users consent -----------------------------------------
 
 
-def test_the_gate_holds_an_import_until_its_user_consents(fake):
+def test_the_gate_holds_an_import_until_its_user_consents(fake: FakeStripe) -> None:
     fake.on("GET", LIST, paged(stripe_subscriptions(1), LIST))
     run()
     imported = Subscription.objects.get()
@@ -264,8 +271,8 @@ def test_the_gate_holds_an_import_until_its_user_consents(fake):
 
 
 def test_the_renewal_run_holds_the_draft_at_stripe_until_consent_then_lets_it_go(
-    fake, django_capture_on_commit_callbacks
-):
+    fake: FakeStripe, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     fake.on("GET", LIST, paged(stripe_subscriptions(1), LIST))
     run()
     imported = Subscription.objects.get()
@@ -301,7 +308,7 @@ def test_the_renewal_run_holds_the_draft_at_stripe_until_consent_then_lets_it_go
     assert (imported.current_period_start, imported.next_renewal_at) == (PERIOD_END, next_end)
 
 
-def give_planned(subscription_here):
+def give_planned(subscription_here: Subscription) -> None:
     """Record its planned notices as given as their windows opened."""
     for notice in subscription_here.notices.filter(status="planned"):
         notice.status = "sent"
@@ -309,7 +316,7 @@ def give_planned(subscription_here):
         notice.save()
 
 
-def test_an_import_whose_consent_was_revoked_lapses(fake):
+def test_an_import_whose_consent_was_revoked_lapses(fake: FakeStripe) -> None:
     fake.on("GET", LIST, paged(stripe_subscriptions(1), LIST))
     run()
     imported = Subscription.objects.get()
@@ -324,7 +331,7 @@ def test_an_import_whose_consent_was_revoked_lapses(fake):
 # --- finding the user ----------------------------------------------------------------------
 
 
-def test_the_user_is_found_by_metadata_then_by_one_email():
+def test_the_user_is_found_by_metadata_then_by_one_email() -> None:
     ann = make_user("ann", email="ann@example.com")
     make_user("twin1", email="twin@example.com")
     make_user("twin2", email="TWIN@example.com")

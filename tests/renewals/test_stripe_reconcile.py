@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 from freezegun import freeze_time
+from pytest_django import Settings
 
 from renewals.models import AuditEvent, Consent, Status, StripeEvent, Subscription
 from renewals.services import subscribe
+from renewals.testing.stripe import FakeStripe, Reply, error, event, listing, paged, subscription
 
 from .factories import make_evidence, make_subscription, make_terms, make_user
-from .stripe_fake import FakeStripe, Reply, error, event, listing, paged, subscription
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +28,7 @@ SUBSCRIPTIONS = "/v1/subscriptions"
 
 
 @pytest.fixture
-def fake(settings):
+def fake(settings: Settings) -> FakeStripe:
     fake = FakeStripe.install(settings)
     fake.on("GET", EVENTS, listing([], EVENTS))
     fake.on("GET", SUBSCRIPTIONS, listing([], SUBSCRIPTIONS))
@@ -34,7 +36,7 @@ def fake(settings):
 
 
 @pytest.fixture
-def local(fake):
+def local(fake: FakeStripe) -> Subscription:
     """A subscription started here with consent, at Stripe as ``sub_1``."""
     terms = make_terms()
     with freeze_time(PERIOD_START):
@@ -47,7 +49,7 @@ def local(fake):
     return started
 
 
-def at_stripe(**fields):
+def at_stripe(**fields: Any) -> dict[str, Any]:
     return subscription(
         "sub_1", period_start=PERIOD_START, period_end=PERIOD_END, created=PERIOD_START, **fields
     )
@@ -60,7 +62,9 @@ def reconcile(*args: str) -> str:
     return out.getvalue()
 
 
-def test_a_portal_cancellation_whose_webhook_never_came_is_applied(fake, local):
+def test_a_portal_cancellation_whose_webhook_never_came_is_applied(
+    fake: FakeStripe, local: Subscription
+) -> None:
     cancelled = event(
         "customer.subscription.updated",
         at_stripe(cancel_at_period_end=True),
@@ -82,7 +86,9 @@ def test_a_portal_cancellation_whose_webhook_never_came_is_applied(fake, local):
 
 
 @pytest.mark.parametrize(("args", "hours"), [((), 72), (("--since-hours", "6"), 6)])
-def test_the_events_asked_for_are_the_handled_types_since_the_window(fake, local, args, hours):
+def test_the_events_asked_for_are_the_handled_types_since_the_window(
+    fake: FakeStripe, local: Subscription, args: tuple[()] | tuple[str, str], hours: int
+) -> None:
     reconcile(*args)
     ask = fake.requests[0]
     assert ask.path == EVENTS
@@ -91,7 +97,9 @@ def test_the_events_asked_for_are_the_handled_types_since_the_window(fake, local
     assert {"customer.subscription.updated", "invoice.created", "invoice.paid"} <= types
 
 
-def test_events_processed_here_are_not_applied_again_and_the_rest_oldest_first(fake, local):
+def test_events_processed_here_are_not_applied_again_and_the_rest_oldest_first(
+    fake: FakeStripe, local: Subscription
+) -> None:
     older = event(
         "invoice.paid",
         {"id": "in_1", "object": "invoice", "billing_reason": "subscription_cycle"},
@@ -116,7 +124,7 @@ def test_events_processed_here_are_not_applied_again_and_the_rest_oldest_first(f
     assert list(stored.values_list("event_id", flat=True)) == ["evt_old", "evt_new"]
 
 
-def test_an_event_that_fails_is_kept_and_reported(fake, local):
+def test_an_event_that_fails_is_kept_and_reported(fake: FakeStripe, local: Subscription) -> None:
     broken = event("customer.subscription.updated", {"id": "sub_1"}, id="evt_broken")
     fake.on("GET", EVENTS, listing([broken], EVENTS))
 
@@ -127,7 +135,9 @@ def test_an_event_that_fails_is_kept_and_reported(fake, local):
     assert StripeEvent.objects.get().processed_at is None
 
 
-def test_state_that_drifted_is_brought_in_line_through_the_webhook_sync(fake, local):
+def test_state_that_drifted_is_brought_in_line_through_the_webhook_sync(
+    fake: FakeStripe, local: Subscription
+) -> None:
     fake.on("GET", SUBSCRIPTIONS, paged([at_stripe(status="past_due")], SUBSCRIPTIONS))
 
     assert "0 missed events applied, 1 subscriptions repaired" in reconcile()
@@ -138,7 +148,7 @@ def test_state_that_drifted_is_brought_in_line_through_the_webhook_sync(fake, lo
     assert AuditEvent.objects.filter(subscription=local, kind="gateway_updated").exists()
 
 
-def test_state_in_line_is_left_alone(fake, local):
+def test_state_in_line_is_left_alone(fake: FakeStripe, local: Subscription) -> None:
     fake.on("GET", SUBSCRIPTIONS, paged([at_stripe()], SUBSCRIPTIONS))
     before = local.updated_at
     assert "0 subscriptions repaired" in reconcile()
@@ -146,7 +156,9 @@ def test_state_in_line_is_left_alone(fake, local):
     assert local.updated_at == before
 
 
-def test_a_subscription_ended_at_stripe_is_fetched_and_ended_here(fake, local):
+def test_a_subscription_ended_at_stripe_is_fetched_and_ended_here(
+    fake: FakeStripe, local: Subscription
+) -> None:
     fake.on("GET", SUBSCRIPTIONS, listing([], SUBSCRIPTIONS))  # Stripe lists no ended ones
     fake.on("GET", "/v1/subscriptions/sub_1", at_stripe(status="canceled", canceled_at=NOW))
 
@@ -157,7 +169,7 @@ def test_a_subscription_ended_at_stripe_is_fetched_and_ended_here(fake, local):
     assert fake.calls()[-1] == "GET /v1/subscriptions/sub_1"
 
 
-def test_a_checkout_whose_stripe_id_was_lost_is_linked(fake):
+def test_a_checkout_whose_stripe_id_was_lost_is_linked(fake: FakeStripe) -> None:
     started = make_subscription(gateway="stripe", trial_ends_at=PERIOD_START)
     obj = subscription(
         "sub_lost",
@@ -174,24 +186,26 @@ def test_a_checkout_whose_stripe_id_was_lost_is_linked(fake):
     assert started.trial_ends_at == PERIOD_START  # the trial it had stays on record
 
 
-def test_stripe_subscriptions_unknown_here_are_reported(fake):
+def test_stripe_subscriptions_unknown_here_are_reported(fake: FakeStripe) -> None:
     fake.on("GET", SUBSCRIPTIONS, listing([subscription("sub_other")], SUBSCRIPTIONS))
     output = reconcile()
     assert "1 Stripe subscriptions are not here" in output
     assert "sub_other" in output
 
 
-def test_a_stripe_outage_stops_the_repair_with_an_error(fake, local):
+def test_a_stripe_outage_stops_the_repair_with_an_error(
+    fake: FakeStripe, local: Subscription
+) -> None:
     fake.on("GET", EVENTS, Reply(503, error("Down.", type="api_error")))
     with pytest.raises(CommandError, match=re.escape("The Stripe repair stopped. Stripe: Down.")):
         reconcile()
 
 
-def test_without_stripe_nothing_is_asked_of_stripe(fake, local):
+def test_without_stripe_nothing_is_asked_of_stripe(fake: FakeStripe, local: Subscription) -> None:
     call_command("renewals_reconcile", stdout=StringIO())
     assert fake.requests == []
 
 
-def test_the_window_is_bounded():
+def test_the_window_is_bounded() -> None:
     with pytest.raises(CommandError, match="--since-hours"):
         call_command("renewals_reconcile", "--stripe", "--since-hours", "0")

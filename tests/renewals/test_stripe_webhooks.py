@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from io import StringIO
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from django.contrib import admin
@@ -22,6 +22,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from freezegun import freeze_time
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from notifications.backends import locmem
 from notifications.messages import SMSMessage
@@ -37,6 +38,7 @@ from renewals.models import (
 )
 from renewals.services import (
     cancel_auto_renewal,
+    record_event,
     resume_auto_renewal,
     run_due_renewals,
     stripe_events,
@@ -45,21 +47,37 @@ from renewals.services import (
 from renewals.services.cancellation import GATEWAY_CLOCK_SKEW
 from renewals.services.stripe_events import receive_event
 from renewals.services.sweep import send_due_notices
+from renewals.testing.stripe import (
+    WEBHOOK_SECRET,
+    FakeStripe,
+    Reply,
+    error,
+    event,
+    invoice,
+    listing,
+)
+from renewals.testing.stripe import subscription as stripe_subscription
+from renewals.types import User
 from tests.concurrency import run_concurrently
 
-from .factories import make_evidence, make_terms, make_user
-from .recipients import RESOLVER
-from .stripe_fake import WEBHOOK_SECRET, FakeStripe, Reply, error, event, invoice, listing
-from .stripe_fake import subscription as stripe_subscription
+from ..types import ClientResponse
+from .factories import (
+    FIRST_RENEWAL,
+    PHONE,
+    SUBSCRIBED_AT,
+    make_evidence,
+    make_terms,
+    make_user,
+    subscribe_with_consent,
+)
 
 pytestmark = pytest.mark.django_db
 
 #: Resolved at import, before any test freezes the clock: the URLconf imports the API's
 #: pydantic schemas, which must see the real ``datetime``.
 URL = reverse("renewals:stripe_webhook")
-PHONE = "+8613812345678"
-START = dt.datetime(2027, 2, 10, 1, tzinfo=dt.UTC)  # 09:00 in Shanghai
-RENEWAL = dt.datetime(2027, 3, 10, 1, tzinfo=dt.UTC)  # one month on
+START = SUBSCRIBED_AT  # 09:00 in Shanghai
+RENEWAL = FIRST_RENEWAL  # one month on
 NEXT_RENEWAL = dt.datetime(2027, 4, 10, 1, tzinfo=dt.UTC)
 MID_TERM = dt.datetime(2027, 2, 20, 4, tzinfo=dt.UTC)
 #: cn: a deferred renewal comes the notice's 5 days plus the 24 hours' retry margin later.
@@ -68,27 +86,23 @@ LAPSING_PACK = {"cn-lapse": {"extends": "cn", "gate_remedy": "lapse"}}
 
 
 @pytest.fixture
-def fake(settings):
-    settings.NOTIFICATIONS = {
-        **settings.NOTIFICATIONS,
-        "RECIPIENT_RESOLVER": RESOLVER,
-        "RATE_LIMIT": None,
-    }
+def fake(settings: Settings, reachable_users: None) -> FakeStripe:
     settings.RENEWALS = {**settings.RENEWALS, "POLICIES": LAPSING_PACK}
     return FakeStripe.install(settings)
 
 
 def subscriber(policy: str = "cn", stripe_id: str = "sub_1") -> Subscription:
-    """A consenting subscriber since ``START``, billed by Stripe as ``stripe_id``."""
-    terms = make_terms()
-    with freeze_time(START):
-        subscription = subscribe(
-            make_user(first_name=PHONE, last_name="zh-hans"),
-            terms,
-            make_evidence(terms),
-            time_zone="Asia/Shanghai",
-            policy=policy,
-        )
+    """A subscription like the shared ``subscription``, under ``policy``, at Stripe as
+    ``stripe_id``."""
+    return at_stripe(
+        subscribe_with_consent(make_user(first_name=PHONE, last_name="zh-hans"), policy=policy),
+        stripe_id,
+    )
+
+
+def at_stripe(subscription: Subscription, stripe_id: str = "sub_1") -> Subscription:
+    """``subscription``, started under the Stripe gateway, as Stripe's ``stripe_id`` of
+    customer ``cus_1``."""
     Subscription.objects.filter(pk=subscription.pk).update(
         gateway_customer_id="cus_1", gateway_subscription_id=stripe_id
     )
@@ -99,8 +113,10 @@ def subscriber(policy: str = "cn", stripe_id: str = "sub_1") -> Subscription:
 
 
 @pytest.fixture
-def subscription(fake) -> Subscription:
-    return subscriber()
+def subscription(fake: FakeStripe, subscription: Subscription) -> Subscription:
+    """The shared ``subscription``, started once the Stripe gateway is installed (``fake``
+    comes first), as Stripe's ``sub_1``."""
+    return at_stripe(subscription)
 
 
 def sign(body: str, *, secret: str = WEBHOOK_SECRET, at: int | None = None) -> str:
@@ -110,14 +126,24 @@ def sign(body: str, *, secret: str = WEBHOOK_SECRET, at: int | None = None) -> s
     return f"t={timestamp},v1={digest.hexdigest()}"
 
 
+class Deliver(Protocol):
+    def __call__(
+        self, payload: dict[str, Any], *, signature: str | None = ..., **sign_options: Any
+    ) -> ClientResponse: ...
+
+
 @pytest.fixture
-def deliver(client, django_capture_on_commit_callbacks):
+def deliver(
+    client: Client, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> Deliver:
     """POST an event signed with the endpoint's secret (or as ``signature`` says), running
     what its transaction does after commit."""
 
-    def post(payload: dict[str, Any], *, signature: str | None = "sign", **sign_options: Any):
+    def post(
+        payload: dict[str, Any], *, signature: str | None = "sign", **sign_options: Any
+    ) -> ClientResponse:
         body = json.dumps(payload)
-        headers = {}
+        headers: dict[str, Any] = {}
         if signature == "sign":
             headers["HTTP_STRIPE_SIGNATURE"] = sign(body, **sign_options)
         elif signature is not None:
@@ -159,7 +185,9 @@ def fresh(subscription: Subscription) -> Subscription:
 
 
 @freeze_time(MID_TERM)
-def test_a_signed_event_is_stored_and_applied(subscription, fake, deliver):
+def test_a_signed_event_is_stored_and_applied(
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     response = deliver(updated(status="past_due"))
 
     assert response.status_code == 200
@@ -185,7 +213,9 @@ def test_a_signed_event_is_stored_and_applied(subscription, fake, deliver):
 
 
 @freeze_time(MID_TERM)
-def test_any_of_the_configured_secrets_verifies_while_rotating(settings, deliver):
+def test_any_of_the_configured_secrets_verifies_while_rotating(
+    settings: Settings, deliver: Deliver
+) -> None:
     fake = FakeStripe.install(settings, webhook_secret=["whsec_new", WEBHOOK_SECRET])
     subscriber()
     assert deliver(updated(id="evt_old"), secret=WEBHOOK_SECRET).status_code == 200
@@ -213,8 +243,12 @@ def _nothing_written(subscription: Subscription) -> None:
 )
 @freeze_time(MID_TERM)
 def test_a_missing_or_forged_signature_is_refused_and_nothing_is_written(
-    subscription, deliver, caplog, signature, reason
-):
+    subscription: Subscription,
+    deliver: Deliver,
+    caplog: pytest.LogCaptureFixture,
+    signature: str | None,
+    reason: str,
+) -> None:
     with caplog.at_level(logging.WARNING):
         response = deliver(updated(status="past_due"), signature=signature)
 
@@ -227,7 +261,9 @@ def test_a_missing_or_forged_signature_is_refused_and_nothing_is_written(
 
 
 @freeze_time(MID_TERM)
-def test_a_signature_by_another_secret_or_over_another_body_is_refused(subscription, client):
+def test_a_signature_by_another_secret_or_over_another_body_is_refused(
+    subscription: Subscription, client: Client
+) -> None:
     payload = json.dumps(updated(status="past_due"))
     other = json.dumps(updated(status="canceled"))
     for header in (sign(payload, secret="whsec_attacker"), sign(other)):
@@ -239,7 +275,9 @@ def test_a_signature_by_another_secret_or_over_another_body_is_refused(subscript
 
 
 @freeze_time(MID_TERM)
-def test_a_signature_older_than_five_minutes_is_a_replay(subscription, deliver, caplog):
+def test_a_signature_older_than_five_minutes_is_a_replay(
+    subscription: Subscription, deliver: Deliver, caplog: pytest.LogCaptureFixture
+) -> None:
     now = int(MID_TERM.timestamp())
     with caplog.at_level(logging.WARNING):
         assert deliver(updated(id="evt_stale"), at=now - 301).status_code == 400
@@ -249,29 +287,33 @@ def test_a_signature_older_than_five_minutes_is_a_replay(subscription, deliver, 
 
 
 @freeze_time(MID_TERM)
-def test_a_signed_body_that_is_not_an_event_is_refused(subscription, client):
+def test_a_signed_body_that_is_not_an_event_is_refused(
+    subscription: Subscription, client: Client
+) -> None:
     for body in ("[]", "not json", json.dumps({"id": "evt_1", "type": "x", "created": 1})):
         response = client.post(
             URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(body)
         )
         assert response.status_code == 400
-    body = b"\xff\xfe"
+    raw = b"\xff\xfe"
     response = client.post(
-        URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=00"
+        URL, raw, content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=00"
     )
     assert response.status_code == 400
     assert not StripeEvent.objects.exists()
 
 
 @freeze_time(MID_TERM)
-def test_without_a_webhook_secret_nothing_verifies(settings, deliver, caplog):
+def test_without_a_webhook_secret_nothing_verifies(
+    settings: Settings, deliver: Deliver, caplog: pytest.LogCaptureFixture
+) -> None:
     FakeStripe.install(settings, webhook_secret=None)
     with caplog.at_level(logging.WARNING):
         assert deliver(updated()).status_code == 400
     assert "no webhook secret is configured" in caplog.text
 
 
-def test_a_site_that_bills_through_no_stripe_gateway_has_no_endpoint(client):
+def test_a_site_that_bills_through_no_stripe_gateway_has_no_endpoint(client: Client) -> None:
     # tests.settings configure the LocalGateway only.
     body = json.dumps(updated())
     response = client.post(
@@ -282,7 +324,7 @@ def test_a_site_that_bills_through_no_stripe_gateway_has_no_endpoint(client):
 
 
 @freeze_time(MID_TERM)
-def test_the_endpoint_takes_posts_only_and_needs_no_csrf_token(subscription):
+def test_the_endpoint_takes_posts_only_and_needs_no_csrf_token(subscription: Subscription) -> None:
     client = Client(enforce_csrf_checks=True)
     assert URL == "/stripe/webhook/"
     assert client.get(URL).status_code == 405
@@ -297,7 +339,9 @@ def test_the_endpoint_takes_posts_only_and_needs_no_csrf_token(subscription):
 
 
 @freeze_time(MID_TERM)
-def test_a_replay_is_answered_200_and_has_no_second_effect(subscription, deliver):
+def test_a_replay_is_answered_200_and_has_no_second_effect(
+    subscription: Subscription, deliver: Deliver
+) -> None:
     payload = event(
         "invoice.payment_failed", renewal_invoice(status="open"), id="evt_1", created=MID_TERM
     )
@@ -314,7 +358,9 @@ def test_a_replay_is_answered_200_and_has_no_second_effect(subscription, deliver
 
 @pytest.mark.django_db(transaction=True)  # a transaction of its own, as in production
 @freeze_time(MID_TERM)
-def test_the_steady_state_takes_three_statements(subscription, deliver):
+def test_the_steady_state_takes_three_statements(
+    subscription: Subscription, deliver: Deliver
+) -> None:
     deliver(updated(id="evt_1", created=MID_TERM - dt.timedelta(seconds=1)))
     with CaptureQueriesContext(connection) as queries:
         assert deliver(updated(id="evt_2")).status_code == 200
@@ -330,10 +376,12 @@ def test_the_steady_state_takes_three_statements(subscription, deliver):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_deliveries_of_one_event_at_once_apply_it_once(subscription, monkeypatch):
+def test_two_deliveries_of_one_event_at_once_apply_it_once(
+    subscription: Subscription, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serializes writers; the race needs PostgreSQL.")
-    slow_record = stripe_events.record_event
+    slow_record = record_event
 
     def record_slowly(*args: Any, **kwargs: Any) -> AuditEvent:
         time.sleep(0.2)  # the second delivery's insert waits while the first applies it
@@ -350,7 +398,9 @@ def test_two_deliveries_of_one_event_at_once_apply_it_once(subscription, monkeyp
 
 
 @freeze_time(MID_TERM)
-def test_an_event_of_a_type_nobody_handles_is_stored_and_answered_200(subscription, deliver):
+def test_an_event_of_a_type_nobody_handles_is_stored_and_answered_200(
+    subscription: Subscription, deliver: Deliver
+) -> None:
     payload = event("customer.created", {"id": "cus_1", "object": "customer"}, id="evt_c")
     assert deliver(payload).status_code == 200
     stored = StripeEvent.objects.get()
@@ -359,7 +409,9 @@ def test_an_event_of_a_type_nobody_handles_is_stored_and_answered_200(subscripti
 
 
 @freeze_time(MID_TERM)
-def test_an_upcoming_invoice_which_has_no_id_is_handled(subscription, fake, deliver):
+def test_an_upcoming_invoice_which_has_no_id_is_handled(
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     upcoming = renewal_invoice()
     del upcoming["id"]
     assert deliver(event("invoice.upcoming", upcoming, id="evt_u")).status_code == 200
@@ -369,7 +421,9 @@ def test_an_upcoming_invoice_which_has_no_id_is_handled(subscription, fake, deli
 
 
 @freeze_time(MID_TERM)
-def test_an_event_about_a_subscription_not_here_is_stored_and_answered_200(fake, deliver):
+def test_an_event_about_a_subscription_not_here_is_stored_and_answered_200(
+    fake: FakeStripe, deliver: Deliver
+) -> None:
     other = event(
         "customer.subscription.updated",
         stripe_subscription("sub_elsewhere", status="past_due"),
@@ -385,7 +439,9 @@ def test_an_event_about_a_subscription_not_here_is_stored_and_answered_200(fake,
 
 
 @freeze_time(MID_TERM)
-def test_an_event_about_a_subscription_imported_later_is_applied_by_reprocessing(fake, deliver):
+def test_an_event_about_a_subscription_imported_later_is_applied_by_reprocessing(
+    fake: FakeStripe, deliver: Deliver
+) -> None:
     deliver(updated(status="past_due"))
     subscription = subscriber()
 
@@ -397,7 +453,9 @@ def test_an_event_about_a_subscription_imported_later_is_applied_by_reprocessing
 
 
 @freeze_time(RENEWAL)
-def test_an_event_that_fails_when_reprocessed_is_kept_failed(fake, deliver):
+def test_an_event_that_fails_when_reprocessed_is_kept_failed(
+    fake: FakeStripe, deliver: Deliver
+) -> None:
     deliver(event("invoice.created", renewal_invoice(), id="evt_inv"))
     assert StripeEvent.objects.get().outcome == EventOutcome.UNKNOWN_SUBSCRIPTION
     subscriber()  # imported since; its notice was never given, so the gate holds the draft
@@ -417,8 +475,8 @@ def test_an_event_that_fails_when_reprocessed_is_kept_failed(fake, deliver):
 
 @freeze_time(RENEWAL)
 def test_a_failure_answers_500_keeps_the_event_and_reprocessing_applies_it(
-    subscription, fake, deliver, caplog
-):
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver, caplog: pytest.LogCaptureFixture
+) -> None:
     fake.on("POST", "/v1/invoices/in_1", Reply(500, error("Stripe is down", type="api_error")))
     before = kinds(subscription)
 
@@ -455,7 +513,9 @@ def test_a_failure_answers_500_keeps_the_event_and_reprocessing_applies_it(
 
 
 @freeze_time(MID_TERM)
-def test_reprocess_command_reports_what_it_cannot_do(subscription, fake, deliver):
+def test_reprocess_command_reports_what_it_cannot_do(
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     with pytest.raises(CommandError, match="No stored Stripe event evt_missing"):
         call_command("renewals_stripe_reprocess", "evt_missing")
     with pytest.raises(CommandError, match="Name events, or pass --failed"):
@@ -472,7 +532,9 @@ def test_reprocess_command_reports_what_it_cannot_do(subscription, fake, deliver
 
 
 @freeze_time(RENEWAL)
-def test_reprocess_command_reports_an_event_that_fails_again(subscription, fake, deliver):
+def test_reprocess_command_reports_an_event_that_fails_again(
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     fake.on("POST", "/v1/invoices/in_1", Reply(400, error("No such invoice: 'in_1'")))
     assert deliver(event("invoice.created", renewal_invoice(), id="evt_inv")).status_code == 500
     err = StringIO()
@@ -484,8 +546,8 @@ def test_reprocess_command_reports_an_event_that_fails_again(subscription, fake,
 
 @freeze_time(RENEWAL)
 def test_the_admin_lists_events_read_only_and_reprocesses_them(
-    subscription, fake, deliver, admin_user
-):
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver, admin_user: User
+) -> None:
     fake.on("POST", "/v1/invoices/in_1", Reply(503, error("busy", type="api_error")))
     deliver(event("invoice.created", renewal_invoice(), id="evt_inv"))
     deliver(updated(id="evt_ok", created=RENEWAL - dt.timedelta(minutes=1)))
@@ -512,7 +574,7 @@ def test_the_admin_lists_events_read_only_and_reprocesses_them(
     assert fresh(subscription).held_invoice_id == "in_1"
 
 
-def test_reprocessing_needs_the_change_permission(django_user_model):
+def test_reprocessing_needs_the_change_permission(django_user_model: type[User]) -> None:
     viewer = django_user_model.objects.create_user("viewer", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_stripeevent"))
     client = Client()
@@ -527,7 +589,9 @@ def test_reprocessing_needs_the_change_permission(django_user_model):
 
 @freeze_time(MID_TERM)
 @pytest.mark.parametrize("order", ["in order", "newest first"])
-def test_an_older_event_never_overwrites_newer_state(subscription, fake, deliver, order):
+def test_an_older_event_never_overwrites_newer_state(
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver, order: str
+) -> None:
     older = updated(id="evt_older", created=MID_TERM - dt.timedelta(minutes=5), status="past_due")
     newer = updated(id="evt_newer", created=MID_TERM, status="active")
     first, second = (older, newer) if order == "in order" else (newer, older)
@@ -545,8 +609,8 @@ def test_an_older_event_never_overwrites_newer_state(subscription, fake, deliver
 
 @freeze_time(MID_TERM)
 def test_in_the_same_second_a_later_term_is_newer_without_asking_stripe(
-    subscription, fake, deliver
-):
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     moved = MID_TERM.replace(microsecond=0)
     # Stripe's staff reset the billing cycle: the term now starts mid-term...
     deliver(updated(id="evt_reset", period_start=moved, period_end=moved + dt.timedelta(days=30)))
@@ -561,7 +625,9 @@ def test_in_the_same_second_a_later_term_is_newer_without_asking_stripe(
 
 
 @freeze_time(MID_TERM)
-def test_in_the_same_second_an_ambiguous_pair_is_settled_by_stripe(subscription, fake, deliver):
+def test_in_the_same_second_an_ambiguous_pair_is_settled_by_stripe(
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     fake.on("GET", "/v1/subscriptions/sub_1", updated(status="past_due")["data"]["object"])
     deliver(updated(id="evt_a", status="past_due"))
     deliver(updated(id="evt_b", status="active"))  # which of the two came last?
@@ -577,7 +643,9 @@ def test_in_the_same_second_an_ambiguous_pair_is_settled_by_stripe(subscription,
 
 
 @freeze_time(MID_TERM)
-def test_a_term_changed_at_stripe_moves_the_renewal_and_replans_its_notices(subscription, deliver):
+def test_a_term_changed_at_stripe_moves_the_renewal_and_replans_its_notices(
+    subscription: Subscription, deliver: Deliver
+) -> None:
     longer = RENEWAL + dt.timedelta(days=7)
     deliver(updated(period_end=longer))
 
@@ -592,7 +660,7 @@ def test_a_term_changed_at_stripe_moves_the_renewal_and_replans_its_notices(subs
 
 
 @freeze_time(MID_TERM)
-def test_a_trial_extended_at_stripe_moves_the_trial_end(fake, deliver):
+def test_a_trial_extended_at_stripe_moves_the_trial_end(fake: FakeStripe, deliver: Deliver) -> None:
     terms = make_terms(trial_days=14)
     with freeze_time(START):
         subscription = subscribe(make_user(), terms, make_evidence(terms), policy="cn")
@@ -607,8 +675,8 @@ def test_a_trial_extended_at_stripe_moves_the_trial_end(fake, deliver):
 
 @freeze_time(MID_TERM)
 def test_a_cancellation_in_the_customer_portal_switches_auto_renewal_off(
-    subscription, fake, deliver
-):
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     locmem.outbox.clear()
     response = deliver(updated(id="evt_portal", cancel_at_period_end=True))
 
@@ -640,7 +708,9 @@ def test_a_cancellation_in_the_customer_portal_switches_auto_renewal_off(
 
 
 @freeze_time(MID_TERM)
-def test_a_cancellation_at_a_set_time_switches_auto_renewal_off_too(subscription, deliver):
+def test_a_cancellation_at_a_set_time_switches_auto_renewal_off_too(
+    subscription: Subscription, deliver: Deliver
+) -> None:
     deliver(updated(cancel_at=RENEWAL - dt.timedelta(days=3)))
     assert not fresh(subscription).auto_renew
 
@@ -653,15 +723,20 @@ def stripe_state(fake: FakeStripe) -> dict[str, bool]:
 
     def update(request: Any) -> dict[str, Any]:
         state["cancel_at_period_end"] = request.form["cancel_at_period_end"] == "true"
-        return updated(**state)["data"]["object"]
+        changed = updated(cancel_at_period_end=state["cancel_at_period_end"])
+        obj: dict[str, Any] = changed["data"]["object"]
+        return obj
 
     fake.on("POST", "/v1/subscriptions/sub_1", update)
     return state
 
 
 def test_auto_renewal_switched_on_at_stripe_is_switched_off_again(
-    subscription, fake, deliver, django_capture_on_commit_callbacks
-):
+    subscription: Subscription,
+    fake: FakeStripe,
+    deliver: Deliver,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     at_stripe = stripe_state(fake)
     fake.on("GET", "/v1/invoices", listing([], "/v1/invoices"))
     with freeze_time(MID_TERM), django_capture_on_commit_callbacks(execute=True):
@@ -688,8 +763,11 @@ def test_auto_renewal_switched_on_at_stripe_is_switched_off_again(
 
 @freeze_time(MID_TERM)
 def test_a_late_event_from_before_our_own_sync_does_not_switch_auto_renewal_back(
-    subscription, fake, deliver, django_capture_on_commit_callbacks
-):
+    subscription: Subscription,
+    fake: FakeStripe,
+    deliver: Deliver,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     switched_off = updated(cancel_at_period_end=True)["data"]["object"]
     fake.on("POST", "/v1/subscriptions/sub_1", switched_off)
     fake.on("GET", "/v1/invoices", listing([], "/v1/invoices"))
@@ -716,8 +794,12 @@ def test_a_late_event_from_before_our_own_sync_does_not_switch_auto_renewal_back
 
 @pytest.mark.parametrize("stripe_clock", [dt.timedelta(0), dt.timedelta(seconds=-45)])
 def test_a_portal_cancellation_just_after_our_own_sync_is_not_taken_for_an_old_event(
-    subscription, fake, deliver, django_capture_on_commit_callbacks, stripe_clock
-):
+    subscription: Subscription,
+    fake: FakeStripe,
+    deliver: Deliver,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    stripe_clock: dt.timedelta,
+) -> None:
     """Stripe dates events in whole seconds by its own clock: an event it created just after
     our change may read as before it."""
     Subscription.objects.filter(pk=subscription.pk).update(auto_renew=False)
@@ -743,7 +825,9 @@ def test_a_portal_cancellation_just_after_our_own_sync_is_not_taken_for_an_old_e
 
 
 @freeze_time(MID_TERM)
-def test_while_a_change_here_is_on_its_way_stripe_does_not_undo_it(subscription, fake, deliver):
+def test_while_a_change_here_is_on_its_way_stripe_does_not_undo_it(
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     cancel_auto_renewal(subscription, actor=subscription.user, via="manage_page")
     assert fresh(subscription).gateway_sync_pending  # not told yet (no commit in this test)
 
@@ -762,7 +846,13 @@ def test_while_a_change_here_is_on_its_way_stripe_does_not_undo_it(subscription,
         ({}, Status.CANCELED),
     ],
 )
-def test_a_deleted_subscription_ends_here(subscription, fake, deliver, fields, status):
+def test_a_deleted_subscription_ends_here(
+    subscription: Subscription,
+    fake: FakeStripe,
+    deliver: Deliver,
+    fields: dict[str, Any],
+    status: Status,
+) -> None:
     payload = updated(type="customer.subscription.deleted", status="canceled", **fields)
     deliver(payload)
 
@@ -775,8 +865,8 @@ def test_a_deleted_subscription_ends_here(subscription, fake, deliver, fields, s
 
 @freeze_time(RENEWAL + dt.timedelta(minutes=1))
 def test_the_term_stripe_starts_at_the_renewal_waits_for_the_renewal_run(
-    subscription, fake, deliver
-):
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     """Stripe moves the term on at the renewal; the gate must decide on that renewal."""
     deliver(updated(period_start=RENEWAL, period_end=NEXT_RENEWAL))
 
@@ -792,6 +882,7 @@ def test_the_term_stripe_starts_at_the_renewal_waits_for_the_renewal_run(
 
 
 def _give_notice(subscription: Subscription) -> None:
+    assert subscription.next_renewal_at is not None
     notice = subscription.notices.get(renewal_at=subscription.next_renewal_at)
     with freeze_time(notice.send_at):
         send_due_notices()
@@ -799,7 +890,9 @@ def _give_notice(subscription: Subscription) -> None:
 
 
 @freeze_time(RENEWAL)
-def test_an_allowed_renewal_invoice_is_left_to_stripe(subscription, fake, deliver):
+def test_an_allowed_renewal_invoice_is_left_to_stripe(
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     _give_notice(subscription)
     assert deliver(event("invoice.created", renewal_invoice(), id="evt_inv")).status_code == 200
 
@@ -821,7 +914,9 @@ def test_an_allowed_renewal_invoice_is_left_to_stripe(subscription, fake, delive
         renewal_invoice(parent=None),
     ],
 )
-def test_other_invoices_are_not_gated(subscription, fake, deliver, payload):
+def test_other_invoices_are_not_gated(
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver, payload: dict[str, Any]
+) -> None:
     deliver(event("invoice.created", payload, id="evt_inv"))
     assert StripeEvent.objects.get().outcome == EventOutcome.IGNORED
     assert "renewal_gate" not in kinds(subscription)
@@ -857,8 +952,10 @@ def _held(subscription: Subscription, fake: FakeStripe, deliver: Any) -> Subscri
 
 
 def test_a_refused_renewal_holds_the_draft_then_voids_it_when_the_renewal_lapses(
-    fake, deliver, django_capture_on_commit_callbacks
-):
+    fake: FakeStripe,
+    deliver: Deliver,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     subscription = _held(subscriber(policy="cn-lapse"), fake, deliver)
     assert AuditEvent.objects.get(kind="renewal_held").data["remedy"] == "lapse"
     fake.requests.clear()
@@ -890,8 +987,8 @@ def test_a_refused_renewal_holds_the_draft_then_voids_it_when_the_renewal_lapses
 
 
 def test_a_refused_renewal_holds_the_draft_then_finalizes_it_when_the_notice_is_given(
-    subscription, fake, deliver
-):
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     subscription = _held(subscription, fake, deliver)
     fake.requests.clear()
     with freeze_time(RENEWAL + dt.timedelta(minutes=5)):
@@ -927,8 +1024,8 @@ def test_a_refused_renewal_holds_the_draft_then_finalizes_it_when_the_notice_is_
 
 
 def test_a_renewal_held_before_stripe_drafted_its_invoice_holds_the_draft_when_it_comes(
-    subscription, fake, deliver
-):
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     fake.on("GET", "/v1/invoices", listing([], "/v1/invoices"))
     with freeze_time(RENEWAL):
         assert run_due_renewals().deferred == 1
@@ -944,7 +1041,9 @@ def test_a_renewal_held_before_stripe_drafted_its_invoice_holds_the_draft_when_i
 
 
 @freeze_time(RENEWAL)
-def test_a_renewal_draft_of_a_subscription_ended_here_is_held(subscription, fake, deliver):
+def test_a_renewal_draft_of_a_subscription_ended_here_is_held(
+    subscription: Subscription, fake: FakeStripe, deliver: Deliver
+) -> None:
     Subscription.objects.filter(pk=subscription.pk).update(status=Status.EXPIRED)
     fake.on("POST", "/v1/invoices/in_1", renewal_invoice(auto_advance=False))
 
@@ -961,7 +1060,7 @@ def test_a_renewal_draft_of_a_subscription_ended_here_is_held(subscription, fake
 
 
 @freeze_time(RENEWAL)
-def test_a_paid_invoice_is_recorded(subscription, deliver):
+def test_a_paid_invoice_is_recorded(subscription: Subscription, deliver: Deliver) -> None:
     paid = renewal_invoice(status="paid", amount_paid=2500)
     deliver(event("invoice.paid", paid, id="evt_paid"))
 
@@ -978,7 +1077,9 @@ def test_a_paid_invoice_is_recorded(subscription, deliver):
 
 
 @freeze_time(RENEWAL)
-def test_a_failed_payment_is_recorded_and_makes_the_subscription_past_due(subscription, deliver):
+def test_a_failed_payment_is_recorded_and_makes_the_subscription_past_due(
+    subscription: Subscription, deliver: Deliver
+) -> None:
     failed = renewal_invoice(status="open", attempt_count=1)
     deliver(event("invoice.payment_failed", failed, id="evt_failed", created=RENEWAL))
 
@@ -987,7 +1088,9 @@ def test_a_failed_payment_is_recorded_and_makes_the_subscription_past_due(subscr
 
 
 @freeze_time(RENEWAL)
-def test_a_late_payment_failure_is_recorded_but_does_not_undo_a_newer_state(subscription, deliver):
+def test_a_late_payment_failure_is_recorded_but_does_not_undo_a_newer_state(
+    subscription: Subscription, deliver: Deliver
+) -> None:
     deliver(updated(id="evt_now", created=RENEWAL))
     late = event(
         "invoice.payment_failed",
@@ -1002,13 +1105,17 @@ def test_a_late_payment_failure_is_recorded_but_does_not_undo_a_newer_state(subs
 
 
 @freeze_time(MID_TERM)
-def test_a_failed_payment_leaves_a_held_renewal_on_hold(subscription, deliver):
+def test_a_failed_payment_leaves_a_held_renewal_on_hold(
+    subscription: Subscription, deliver: Deliver
+) -> None:
     Subscription.objects.filter(pk=subscription.pk).update(status=Status.ON_HOLD)
     deliver(event("invoice.payment_failed", renewal_invoice(status="open"), id="evt_f"))
     assert fresh(subscription).status == Status.ON_HOLD
 
 
-def test_receive_event_takes_a_payload_directly(subscription, fake):
+def test_receive_event_takes_a_payload_directly(
+    subscription: Subscription, fake: FakeStripe
+) -> None:
     with freeze_time(MID_TERM):
         stored = receive_event(updated(status="past_due"))
     assert stored.outcome == EventOutcome.APPLIED

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from freezegun import freeze_time
+from pytest_django import Settings
 
 from .routes import (
     CASES,
@@ -58,7 +59,7 @@ def params(select: Callable[[Case], Iterable[Any]]) -> list[Any]:
             continue
         for value in select(case):
             words = value if isinstance(value, tuple) else (value,)
-            label = "-".join(getattr(word, "name", word) for word in words)
+            label = "-".join(word.name if isinstance(word, Whose) else str(word) for word in words)
             found.append(pytest.param(key, value, id=f"{key}-{label}"))
     return found
 
@@ -70,7 +71,7 @@ def _now() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _stripe_webhook(settings: Any) -> None:
+def _stripe_webhook(settings: Settings) -> None:
     """A Stripe gateway beside the default one, so its webhook checks signatures."""
     gateway = {
         "BACKEND": "renewals.gateways.stripe.StripeGateway",
@@ -103,20 +104,20 @@ def no_csrf(world: World) -> Client:
 # --- the table covers every route ------------------------------------------------------------
 
 
-def test_every_route_has_a_case():
+def test_every_route_has_a_case() -> None:
     missing = sorted(set(ROUTES) - set(CASES))
     assert not missing, f"Routes with no entry in tests.renewals.routes.CASES: {missing}"
     assert sorted(set(CASES) - set(ROUTES)) == [], "CASES names routes that no longer exist"
 
 
 @pytest.mark.parametrize("key", list(ROUTES))
-def test_a_route_naming_an_id_is_tried_with_another_users_and_an_unknown_one(key):
+def test_a_route_naming_an_id_is_tried_with_another_users_and_an_unknown_one(key: str) -> None:
     if "<int:" in str(ROUTES[key].pattern):
         assert case_of(key).names >= {Whose.THEIRS, Whose.UNKNOWN}
 
 
 @pytest.mark.parametrize("key", list(ROUTES))
-def test_the_case_lists_the_methods_the_route_takes(key, world, owner):
+def test_the_case_lists_the_methods_the_route_takes(key: str, world: World, owner: Client) -> None:
     case = case_of(key)
     response = case.send(owner, "OPTIONS", world)
     assert response.status_code == case.refused_with
@@ -125,7 +126,7 @@ def test_the_case_lists_the_methods_the_route_takes(key, world, owner):
 
 
 @pytest.mark.parametrize(("key", "method"), params(lambda case: case.unsafe_methods))
-def test_each_post_of_the_table_acts(key, method, world, owner):
+def test_each_post_of_the_table_acts(key: str, method: str, world: World, owner: Client) -> None:
     """The requests the tests below refuse are ones that change something when allowed."""
     before = state()
     response = case_of(key).send(owner, method, world)
@@ -139,7 +140,9 @@ def test_each_post_of_the_table_acts(key, method, world, owner):
 @pytest.mark.parametrize(
     ("key", "method"), params(lambda case: [m for m in METHODS if m not in case.methods])
 )
-def test_any_other_method_is_refused_and_changes_nothing(key, method, world, owner):
+def test_any_other_method_is_refused_and_changes_nothing(
+    key: str, method: str, world: World, owner: Client
+) -> None:
     case = case_of(key)
     before = state()
     assert case.send(owner, method, world).status_code == case.refused_with
@@ -147,7 +150,9 @@ def test_any_other_method_is_refused_and_changes_nothing(key, method, world, own
 
 
 @pytest.mark.parametrize(("key", "method"), params(lambda case: sorted(case.methods & SAFE)))
-def test_reading_shows_and_changes_nothing(key, method, world, owner):
+def test_reading_shows_and_changes_nothing(
+    key: str, method: str, world: World, owner: Client
+) -> None:
     before = state()
     assert case_of(key).send(owner, method, world).status_code == 200
     assert state() == before
@@ -158,8 +163,8 @@ def test_reading_shows_and_changes_nothing(key, method, world, owner):
 
 @pytest.mark.parametrize(("key", "method"), params(lambda case: case.unsafe_methods))
 def test_a_session_request_without_the_csrf_token_is_refused_and_changes_nothing(
-    key, method, world, no_csrf
-):
+    key: str, method: str, world: World, no_csrf: Client
+) -> None:
     """403; a route authenticated by a signature instead is exempt from CSRF, and refuses the
     request without its signature (400)."""
     case = case_of(key)
@@ -177,7 +182,9 @@ def _tries(case: Case) -> list[tuple[str, Whose]]:
 
 
 @pytest.mark.parametrize(("key", "attempt"), params(_tries))
-def test_another_users_or_an_unknown_object_is_404_and_changes_nothing(key, attempt, world, owner):
+def test_another_users_or_an_unknown_object_is_404_and_changes_nothing(
+    key: str, attempt: tuple[str, Whose], world: World, owner: Client
+) -> None:
     method, whose = attempt
     before = state()
     response = case_of(key).send(owner, method, world, whose)
@@ -204,14 +211,14 @@ def without_comments(path: Path) -> str:
 
 
 @pytest.mark.parametrize("path", templates(), ids=_id)
-def test_no_template_has_a_script_or_an_event_handler(path):
+def test_no_template_has_a_script_or_an_event_handler(path: Path) -> None:
     text = without_comments(path)
     assert "<script" not in text.lower()
     assert not re.search(r"<[^>]*\son\w+\s*=", text, re.IGNORECASE)
 
 
 @pytest.mark.parametrize("path", templates(), ids=_id)
-def test_every_post_form_carries_the_csrf_token(path):
+def test_every_post_form_carries_the_csrf_token(path: Path) -> None:
     text = without_comments(path)
     for form in re.finditer(r"<form\b([^>]*)>(.*?)</form>", text, re.DOTALL | re.IGNORECASE):
         attributes, content = form.groups()

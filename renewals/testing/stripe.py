@@ -1,8 +1,10 @@
-"""A fake Stripe API for the tests: the real ``stripe`` SDK code path, and no network.
+"""A fake Stripe API for tests of a site that bills through the Stripe gateway (and for the
+package's own tests and benchmarks): the real ``stripe`` SDK code path, and no network.
 
 :class:`FakeStripe` is a :class:`stripe.HTTPClient`. The SDK builds each request as it would
 for ``api.stripe.com`` (URL, form body, headers, idempotency key, retries) and hands it to the
-fake, which records it and answers from routes the test registered::
+fake, which records it and answers from routes the test registered (``settings`` is
+pytest-django's fixture)::
 
     fake = FakeStripe.install(settings)  # RENEWALS["GATEWAY"]: a StripeGateway over the fake
     fake.on("POST", "/v1/subscriptions/sub_1", subscription("sub_1", cancel_at_period_end=True))
@@ -241,10 +243,10 @@ def price(
     currency: str = "usd",
     interval: str = "month",
     interval_count: int = 1,
-    product: str = "prod_1",
+    product: str | Mapping[str, Any] = "prod_1",
     **fields: Any,
 ) -> dict[str, Any]:
-    """A recurring price."""
+    """A recurring price; ``product`` an id, or the product when expanded."""
     obj = _fixture("price")
     obj["recurring"].update(interval=interval, interval_count=interval_count)
     return {
@@ -261,7 +263,7 @@ def price(
 def subscription(
     id: str = "sub_1",
     *,
-    customer: str = "cus_1",
+    customer: str | Mapping[str, Any] = "cus_1",
     status: str = "active",
     period_start: Timestamp = 1767225600,
     period_end: Timestamp = 1769904000,
@@ -270,7 +272,8 @@ def subscription(
     **fields: Any,
 ) -> dict[str, Any]:
     """A subscription with one item, whose period is ``period_start`` to ``period_end``
-    (the current API keeps the period on the items only)."""
+    (the current API keeps the period on the items only); ``customer`` an id, or the
+    customer when expanded."""
     obj = _fixture("subscription")
     item_price = dict(item_price or price())
     [item] = obj["items"]["data"]
