@@ -14,6 +14,8 @@ from django.utils.translation import get_language, gettext, gettext_noop
 
 from renewals.models import RenewalTerms
 
+from .stripe_mode import stripe_price
+
 _CANCEL = gettext_noop(
     "Open My subscriptions and press Turn off auto-renewal. It takes effect at once."
 )
@@ -55,4 +57,6 @@ def current_terms(plan: str) -> RenewalTerms:
     offer = {
         name: gettext(value) if name in _WORDING else value for name, value in PLANS[plan].items()
     }
-    return RenewalTerms.objects.snapshot(**offer, locale=get_language())
+    return RenewalTerms.objects.snapshot(
+        **offer, locale=get_language(), stripe_price_id=stripe_price(plan)
+    )

@@ -1,7 +1,13 @@
-"""A small membership site that uses django-renewals. SQLite, no keys needed."""
+"""A small membership site that uses django-renewals. SQLite, no keys needed.
+
+Stripe mode turns on when ``STRIPE_SECRET_KEY`` is in the environment (see the end).
+"""
 
 import os
 from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -46,11 +52,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "example_project.middleware.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "example_project.urls"
+# Sessions in signed cookies expire by the real clock, so the time machine, which moves the
+# demo's clock days ahead, signs nobody out.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 STATIC_URL = "static/"
 
 TEMPLATES = [
@@ -63,6 +73,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "example_project.context_processors.demo_clock_reading",
             ]
         },
     }
@@ -79,15 +90,54 @@ Q_CLUSTER = {
     "catch_up": False,
 }
 
-RENEWALS = {
+RENEWALS: dict[str, Any] = {
     "DEFAULT_POLICY": "cn",
     "BASE_URL": "http://" + os.environ.get("DEMO_ADDR", "127.0.0.1:8000"),
 }
-# No provider: every SMS and push is stored as an OutboxMessage (see the admin).
+# No provider: every SMS, push and email is stored as an OutboxMessage (see the admin).
 NOTIFICATIONS = {
     "BACKENDS": {
         "sms": {"BACKEND": "notifications.backends.database.SMSBackend"},
         "push": {"BACKEND": "notifications.backends.database.PushBackend"},
+        "email": {"BACKEND": "notifications.backends.database.EmailBackend"},
     },
     "RECIPIENT_RESOLVER": "example_project.recipients.resolve_recipient",
 }
+
+# Stripe mode: with a test-mode secret key in the environment, new subscriptions are billed
+# by Stripe at the prices named here, paid with Stripe's test card (the example has no card
+# form), and Stripe's webhook (stripe/webhook/) keeps them in step. See docs/stripe.md.
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+if STRIPE_SECRET_KEY:
+    if not STRIPE_SECRET_KEY.startswith(("sk_test_", "rk_test_")):
+        raise ImproperlyConfigured(
+            "The example project runs Stripe in test mode only (it pays with Stripe's test "
+            "card): STRIPE_SECRET_KEY must be a test key, sk_test_... or rk_test_...."
+        )
+    EXAMPLE_STRIPE_PRICES = {
+        "monthly": os.environ.get("STRIPE_PRICE_MONTHLY", ""),
+        "yearly": os.environ.get("STRIPE_PRICE_YEARLY", ""),
+    }
+    missing = [
+        f"STRIPE_PRICE_{plan.upper()}" for plan, price in EXAMPLE_STRIPE_PRICES.items() if not price
+    ]
+    if missing:
+        raise ImproperlyConfigured(
+            f"Stripe mode needs the Stripe price of each plan: set {' and '.join(missing)} "
+            "(price_..., in test mode: 25.00 CNY a month, 238.00 CNY a year)."
+        )
+    RENEWALS["GATEWAY"] = {
+        "BACKEND": "renewals.gateways.stripe.StripeGateway",
+        "OPTIONS": {
+            "api_key": STRIPE_SECRET_KEY,
+            # From the dashboard's endpoint, or as `stripe listen` prints it.
+            "webhook_secret": os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
+        },
+    }
+
+# Demo only: the time machine (a button in the page header and `manage.py
+# demo_time_machine`) moves the demo's clock to the next reminder. The clock's offset is kept
+# in this file; delete it together with the database to start afresh. Off in Stripe mode,
+# whose clock is Stripe's.
+DEMO_TIME_MACHINE = not STRIPE_SECRET_KEY
+DEMO_CLOCK_FILE = BASE_DIR / "demo_clock"

@@ -14,30 +14,42 @@ import html
 import io
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.apps import apps
 from django.core.management import call_command
+from django.db.models import ForeignObjectRel
+from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext
 from freezegun import freeze_time
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from build_support.compile_messages import ROOT, SOURCE_FOLDERS, Entry, read_po
 from example_project import settings as example_settings
+from example_project.demo_clock import DemoClock
 from example_project.models import Profile
 from notifications.backends import locmem
 from notifications.messages import SMSMessage
 from notifications.models import Device, OutboxMessage
-from renewals.models import RenewalTerms, RevokedVia
-from renewals.notice_messages import cancelled, reminder, resumed
-from renewals.services import cancel_auto_renewal, plan_notices, record_consent
+from renewals.models import RenewalTerms, RevokedVia, Subscription
+from renewals.notice_messages import (
+    acknowledgment,
+    cancelled,
+    reminder,
+    resumed,
+    trial_acknowledgment,
+)
+from renewals.services import cancel_auto_renewal
 from renewals.services.health import COLUMN_LABELS, Section
 from renewals.tokens import one_click_token
 
-from .renewals.factories import make_evidence, make_subscription, make_user
+from .renewals.factories import make_consented_subscription, make_subscription, make_user
 from .renewals.recipients import RESOLVER
 
 #: Every catalog of the apps and the example project, as "<folder>/<language>".
@@ -69,7 +81,7 @@ def keys(entries: list[Entry]) -> set[tuple[str | None, str, str | None]]:
 # --- the catalogs ----------------------------------------------------------------------------
 
 
-def test_both_apps_and_the_example_ship_simplified_chinese():
+def test_both_apps_and_the_example_ship_simplified_chinese() -> None:
     assert {name for name in CATALOGS if name.endswith("/zh_Hans")} == {
         f"{folder}/zh_Hans" for folder in SOURCE_FOLDERS
     }
@@ -80,11 +92,13 @@ def catalog(request: pytest.FixtureRequest) -> Path:
     return CATALOGS[request.param]
 
 
-def test_every_entry_is_translated(catalog):
+def test_every_entry_is_translated(catalog: Path) -> None:
     header, *entries = read_po(catalog)
     language = catalog.parts[-3]
     metadata = dict(line.split(": ", 1) for line in header.msgstr[0].splitlines())
-    forms = int(re.fullmatch(r"nplurals=(\d+); plural=.+;", metadata["Plural-Forms"])[1])
+    plural_forms = re.fullmatch(r"nplurals=(\d+); plural=.+;", metadata["Plural-Forms"])
+    assert plural_forms is not None
+    forms = int(plural_forms[1])
 
     assert header.is_header
     assert not header.fuzzy
@@ -97,7 +111,7 @@ def test_every_entry_is_translated(catalog):
     assert [entry.msgid for entry in plurals if len(entry.msgstr) != forms] == []
 
 
-def test_translations_keep_every_placeholder_and_tag(catalog):
+def test_translations_keep_every_placeholder_and_tag(catalog: Path) -> None:
     def marks(text: str) -> list[str]:
         return sorted(PLACEHOLDER.findall(text) + TAG.findall(text))
 
@@ -111,7 +125,7 @@ def test_translations_keep_every_placeholder_and_tag(catalog):
     assert lost == []
 
 
-def test_a_message_in_two_catalogs_of_a_language_translates_alike():
+def test_a_message_in_two_catalogs_of_a_language_translates_alike() -> None:
     """Django merges the apps' catalogs into one, where the first installed app's text wins."""
     seen: dict[tuple[str, str | None, str], tuple[str, list[str]]] = {}
     differ = []
@@ -129,7 +143,9 @@ def test_a_message_in_two_catalogs_of_a_language_translates_alike():
     any(shutil.which(tool) is None for tool in GETTEXT_TOOLS),
     reason=f"makemessages needs GNU gettext's {', '.join(GETTEXT_TOOLS)}, not all installed",
 )
-def test_the_catalog_holds_exactly_the_strings_of_the_source(catalog, tmp_path, monkeypatch):
+def test_the_catalog_holds_exactly_the_strings_of_the_source(
+    catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder, language = catalog.relative_to(ROOT).parts[0], catalog.parts[-3]
     copy = tmp_path / folder
     shutil.copytree(ROOT / folder, copy, ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
@@ -152,11 +168,11 @@ PROPER_NAMES = {str(label) for label in (Device.Platform.IOS.label, Device.Platf
 PROPER_NAMES |= {"HarmonyOS"}
 
 
-def test_every_model_label_is_translatable():
+def test_every_model_label_is_translatable() -> None:
     plain = []
     for label in ("renewals", "notifications", "example_project"):
         config = apps.get_app_config(label)
-        texts = [(label, config.verbose_name)]
+        texts: list[tuple[str, object]] = [(label, config.verbose_name)]
         for model in config.get_models():
             opts = model._meta
             texts += [
@@ -164,8 +180,8 @@ def test_every_model_label_is_translatable():
                 (model.__name__, opts.verbose_name_plural),
             ]
             for field in opts.get_fields(include_hidden=True):
-                if field.auto_created:
-                    continue  # the primary key: Django's own "ID"
+                if field.auto_created or isinstance(field, ForeignObjectRel):
+                    continue  # the primary key (Django's own "ID") and reverse relations
                 where = f"{model.__name__}.{field.name}"
                 texts.append((where, field.verbose_name))
                 if field.help_text:
@@ -176,7 +192,7 @@ def test_every_model_label_is_translatable():
     assert [(where, text) for where, text in plain if text not in PROPER_NAMES] == []
 
 
-def test_the_health_report_heads_its_columns_in_the_active_language():
+def test_the_health_report_heads_its_columns_in_the_active_language() -> None:
     section = Section(
         "stuck_deliveries",
         "",
@@ -190,7 +206,7 @@ def test_the_health_report_heads_its_columns_in_the_active_language():
     assert set(COLUMN_LABELS) >= {"delivery", "queued_at"}
 
 
-def test_the_reminders_use_the_words_of_the_pages():
+def test_the_reminders_use_the_words_of_the_pages() -> None:
     """The SMS and push texts are written per language beside the templates a provider
     approves; they must name the user's actions as the buttons do."""
     chinese = "zh-hans"
@@ -200,9 +216,12 @@ def test_the_reminders_use_the_words_of_the_pages():
     assert turn_off in reminder.texts[chinese].push_body
     assert turn_off in cancelled.texts[chinese].sms
     assert turn_on in resumed.texts[chinese].sms
+    for template in (acknowledgment, trial_acknowledgment):
+        assert turn_off in template.texts[chinese].sms
+        assert turn_off in template.texts[chinese].email_body
 
 
-def test_a_price_is_one_phrase_in_each_language():
+def test_a_price_is_one_phrase_in_each_language() -> None:
     terms = RenewalTerms(amount="60", currency="CNY", interval="month", interval_count=3)
     monthly = RenewalTerms(amount="25", currency="CNY", interval="month", interval_count=1)
 
@@ -232,34 +251,32 @@ def english_left_in(page: str) -> list[str]:
 
 
 @pytest.fixture
-def chinese(settings):
+def chinese(settings: Settings) -> None:
     """A site whose language is Chinese, as ``LANGUAGE_CODE = "zh-hans"`` makes it."""
     settings.LANGUAGE_CODE = "zh-hans"
 
 
 @pytest.fixture
-def subscription(db):
+def subscription(db: None) -> Subscription:
     """Consent on record and a reminder planned, renewing on 10 March at 9:00 in Shanghai."""
-    with freeze_time(NOW - dt.timedelta(days=20)):
-        subscription = make_subscription(next_renewal_at=RENEWAL, time_zone="Asia/Shanghai")
-        record_consent(subscription, make_evidence(subscription.terms), actor=subscription.user)
-        plan_notices(subscription)
-    return subscription
+    return make_consented_subscription(
+        at=NOW - dt.timedelta(days=20), next_renewal_at=RENEWAL, time_zone="Asia/Shanghai"
+    )
 
 
 @pytest.fixture
-def owner(client, subscription):
+def owner(client: Client, subscription: Subscription) -> Client:
     client.force_login(subscription.user)
     return client
 
 
 @pytest.fixture(autouse=True)
-def _now():
+def _now() -> Iterator[None]:
     with freeze_time(NOW):
         yield
 
 
-def test_the_manage_page_in_chinese(chinese, owner):
+def test_the_manage_page_in_chinese(chinese: None, owner: Client) -> None:
     page = owner.get(MANAGE).text
 
     assert '<html lang="zh-hans">' in page
@@ -273,7 +290,9 @@ def test_the_manage_page_in_chinese(chinese, owner):
     assert english_left_in(page) == []
 
 
-def test_the_one_click_pages_in_chinese(chinese, client, subscription):
+def test_the_one_click_pages_in_chinese(
+    chinese: None, client: Client, subscription: Subscription
+) -> None:
     link = reverse("renewals:one_click_cancel", args=[one_click_token(subscription.notices.get())])
 
     question = client.get(link).text
@@ -287,7 +306,9 @@ def test_the_one_click_pages_in_chinese(chinese, client, subscription):
     assert english_left_in(question) == english_left_in(confirmation) == []
 
 
-def test_a_form_error_and_the_disclosure_in_chinese(chinese, owner, subscription):
+def test_a_form_error_and_the_disclosure_in_chinese(
+    chinese: None, owner: Client, subscription: Subscription
+) -> None:
     cancel_auto_renewal(subscription, actor=subscription.user, via=RevokedVia.MANAGE_PAGE)
     url = reverse("renewals:auto_renew_on", args=[subscription.pk])
     form = owner.get(url).context["form"]
@@ -300,7 +321,9 @@ def test_a_form_error_and_the_disclosure_in_chinese(chinese, owner, subscription
     assert english_left_in(page) == []
 
 
-def test_a_message_after_an_action_in_chinese(chinese, owner, subscription):
+def test_a_message_after_an_action_in_chinese(
+    chinese: None, owner: Client, subscription: Subscription
+) -> None:
     page = owner.post(reverse("renewals:auto_renew_off", args=[subscription.pk]), follow=True).text
 
     expected = (
@@ -310,7 +333,9 @@ def test_a_message_after_an_action_in_chinese(chinese, owner, subscription):
     assert expected in page
 
 
-def test_the_statutory_flow_in_chinese_keeps_the_labels_the_law_words(chinese, client):
+def test_the_statutory_flow_in_chinese_keeps_the_labels_the_law_words(
+    chinese: None, client: Client
+) -> None:
     start = client.get(reverse("renewals:cancel_contract", args=["de"])).text
     confirm = client.get(reverse("renewals:cancel_contract_confirm", args=["de"])).text
 
@@ -322,8 +347,12 @@ def test_the_statutory_flow_in_chinese_keeps_the_labels_the_law_words(chinese, c
 
 
 def test_a_receipt_is_in_the_pages_language_and_its_message_in_the_recipients(
-    chinese, db, client, settings, django_capture_on_commit_callbacks
-):
+    chinese: None,
+    db: None,
+    client: Client,
+    settings: Settings,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "RECIPIENT_RESOLVER": RESOLVER}
     phone = "+4915123456789"
     holder = make_user(first_name=phone, last_name="en")  # the test resolver's locale: English
@@ -353,7 +382,9 @@ def test_a_receipt_is_in_the_pages_language_and_its_message_in_the_recipients(
     ), sms
 
 
-def test_the_api_answers_in_the_language_the_request_asks_for(client, settings):
+def test_the_api_answers_in_the_language_the_request_asks_for(
+    client: Client, settings: Settings
+) -> None:
     settings.MIDDLEWARE = [
         *settings.MIDDLEWARE[:1],
         "django.middleware.locale.LocaleMiddleware",
@@ -380,7 +411,7 @@ def test_the_api_answers_in_the_language_the_request_asks_for(client, settings):
 
 
 @pytest.fixture
-def example(settings, db):
+def example(settings: Settings, db: None) -> None:
     """The example project's settings: its templates, LocaleMiddleware and languages."""
     for name in ("TEMPLATES", "MIDDLEWARE", "LANGUAGES"):
         setattr(settings, name, getattr(example_settings, name))
@@ -389,7 +420,7 @@ def example(settings, db):
 
 
 @pytest.mark.urls("example_project.urls")
-def test_the_language_switch_turns_the_demo_chinese(example, client):
+def test_the_language_switch_turns_the_demo_chinese(example: None, client: Client) -> None:
     english = client.get(reverse("plans")).text
     client.post(reverse("set_language"), {"language": "zh-hans", "next": "/"})
     chinese = client.get(reverse("plans")).text
@@ -407,9 +438,34 @@ def test_the_language_switch_turns_the_demo_chinese(example, client):
 
 
 @pytest.mark.urls("example_project.urls")
-def test_subscribing_in_chinese_agrees_to_chinese_terms_and_gets_chinese_messages(example, client):
+@freeze_time(NOW)
+def test_the_demos_own_pages_in_chinese(
+    example: None, client: Client, demo_clock: DemoClock
+) -> None:
+    client.post(reverse("set_language"), {"language": "zh-hans", "next": "/"})
+    pages = {"signup": client.get(reverse("signup")).text}
     client.login(username="demo", password="demo")
-    chinese = {"headers": {"accept-language": "zh-CN"}}
+    demo_clock.advance_to(NOW + dt.timedelta(days=6))
+    pages["account"] = client.get(reverse("account")).text
+    pages["inbox"] = client.get(reverse("inbox")).text
+    pages["time machine"] = client.post(reverse("time_machine"), follow=True).text
+
+    for page in pages.values():
+        assert '<html lang="zh-hans">' in page
+        assert english_left_in(page) == []
+    assert "演示时钟：2027-03-07 10:00 Asia/Shanghai（+6\xa0日）" in pages["account"]
+    assert "时光机：跳到下一次提醒" in pages["account"]
+    assert "<h1>收件箱</h1>" in pages["inbox"]
+    assert "尚无计划发送的提醒：请先订阅套餐并开启自动续费。" in pages["time machine"]
+
+
+@pytest.mark.urls("example_project.urls")
+@freeze_time(NOW)
+def test_subscribing_in_chinese_agrees_to_chinese_terms_and_gets_chinese_messages(
+    example: None, client: Client, demo_clock: DemoClock
+) -> None:
+    client.login(username="demo", password="demo")
+    chinese: dict[str, Any] = {"headers": {"accept-language": "zh-CN"}}
     url = reverse("subscribe", args=["monthly"])
     form = client.get(url, **chinese).context["form"]
 
@@ -424,7 +480,7 @@ def test_subscribing_in_chinese_agrees_to_chinese_terms_and_gets_chinese_message
         **chinese,
     ).text
     output = io.StringIO()
-    call_command("demo_remind_now", stdout=output)
+    call_command("demo_time_machine", stdout=output)
 
     assert "您已订阅Example Plus (monthly)。" in page
     assert english_left_in(page) == []

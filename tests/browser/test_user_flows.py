@@ -11,20 +11,19 @@ messages are their msgids, or :func:`zh_hans`.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 from django.utils import translation
 from django.utils.formats import date_format
 from django.utils.text import capfirst
 from django.utils.translation import gettext
 from playwright.sync_api import BrowserContext, Locator, Page, expect
+from pytest_django import Settings
 
+from example_project.demo_clock import DemoClock
 from example_project.plans import PLANS
 from notifications.models import OutboxMessage
 from renewals.models import AuditEvent, Consent, ContractDeclaration, RevokedVia, Subscription
@@ -87,14 +86,17 @@ def assert_refused_unticked(page: Page, box: Locator, button: Locator) -> None:
     expect(box).not_to_be_checked()
 
 
-def remind_now() -> str:
-    """Send the reminder of demo's next renewal now, as ``demo_remind_now`` does; the
-    one-click link in the SMS, checked to be the push's too."""
-    call_command("demo_remind_now", stdout=io.StringIO())
+def remind_now(page: Page, _: Translate = str) -> str:
+    """Press the time machine's button, as a newcomer does: the demo's clock moves to the
+    reminder of demo's next renewal, which goes out, and the inbox shows it. The one-click
+    link in the SMS, checked to be the push's too and a link in the inbox."""
+    page.get_by_role("button", name=_("Time machine: jump to the next reminder")).click()
+    expect(page.get_by_role("heading", name=_("Inbox"))).to_be_visible()
     sms = OutboxMessage.objects.get(channel="sms")
-    link = re.search(r"https?://\S+/c/\S+/", sms.body)
+    link = re.search(r"https?://[^\s\uff1a]+/c/\S+/", sms.body)
     assert link, sms.body
     assert OutboxMessage.objects.get(channel="push").url == link.group()
+    expect(page.get_by_role("link", name=link.group())).to_have_count(2)  # the SMS, the push
     return link.group()
 
 
@@ -119,10 +121,10 @@ def test_subscribing_needs_the_box_ticked(site: str, page: Page) -> None:
 
 
 def test_the_reminder_link_turns_auto_renewal_off(
-    site: str, page: Page, new_context: NewContext
+    site: str, page: Page, new_context: NewContext, demo_clock: DemoClock
 ) -> None:
     subscription = subscribe(page)
-    link = remind_now()
+    link = remind_now(page)
     assert link.startswith(f"{site}/c/")
     phone = new_context().new_page()  # the phone the SMS went to: nobody is signed in
 
@@ -130,8 +132,7 @@ def test_the_reminder_link_turns_auto_renewal_off(
 
     expect(phone.get_by_role("heading", name="Turn off auto-renewal?")).to_be_visible()
     expect(phone.get_by_role("main").get_by_role("button")).to_have_count(1)
-    subscription.refresh_from_db()
-    assert subscription.auto_renew  # opening the link changes nothing
+    assert Subscription.objects.get(pk=subscription.pk).auto_renew  # opening it changes nothing
 
     phone.get_by_role("button", name="Turn off auto-renewal").click()
 
@@ -142,6 +143,7 @@ def test_the_reminder_link_turns_auto_renewal_off(
     switched_off = AuditEvent.objects.get(kind="auto_renewal_cancelled").occurred_at
     main = phone.get_by_role("main")
     zone = subscription.time_zone
+    assert subscription.next_renewal_at is not None
     expect(main).to_contain_text(f"{shown_at(subscription, switched_off)} ({zone})")
     expect(main).to_contain_text(f"{shown_at(subscription, subscription.next_renewal_at)} ({zone})")
 
@@ -157,8 +159,7 @@ def test_auto_renewal_off_then_on_again_with_fresh_consent(site: str, page: Page
     page.get_by_role("button", name="Turn off auto-renewal").click()
 
     expect(page.get_by_text(f"Auto-renewal of {SERVICE} is off.")).to_be_visible()
-    subscription.refresh_from_db()
-    assert not subscription.auto_renew
+    assert not Subscription.objects.get(pk=subscription.pk).auto_renew
 
     page.get_by_role("link", name="Turn on auto-renewal").click()
 
@@ -183,7 +184,7 @@ def test_auto_renewal_off_then_on_again_with_fresh_consent(site: str, page: Page
     assert fresh.control_initially_unticked
 
 
-def test_the_german_cancellation_button(site: str, page: Page, settings: Any) -> None:
+def test_the_german_cancellation_button(site: str, page: Page, settings: Settings) -> None:
     settings.RENEWALS = {**settings.RENEWALS, "DEFAULT_POLICY": "de"}
     subscription = subscribe(page)
     assert subscription.policy == "de"
@@ -219,13 +220,15 @@ def test_the_german_cancellation_button(site: str, page: Page, settings: Any) ->
     assert f"Contract number: {subscription.pk}" in saved
 
 
-def test_the_reminder_link_in_chinese(site: str, page: Page, new_context: NewContext) -> None:
+def test_the_reminder_link_in_chinese(
+    site: str, page: Page, new_context: NewContext, demo_clock: DemoClock
+) -> None:
     page.goto(reverse("plans"))
     page.get_by_label("Language").select_option(label="简体中文")
     page.get_by_role("button", name="Change language").click()
     expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     subscription = subscribe(page, zh_hans)
-    link = remind_now()
+    link = remind_now(page, zh_hans)
     assert re.search("[\u4e00-\u9fff]", OutboxMessage.objects.get(channel="sms").body)
     phone = new_context(locale="zh-CN").new_page()  # a phone set to Chinese
 
