@@ -124,7 +124,7 @@ def _append(events: Sequence[NewEvent], *, returning: bool) -> list[AuditEvent]:
         links = [
             _link(event, heads[chain_name(event.subscription_id)], key, now) for event in events
         ]
-        if returning or len(links) == 1 or not _copies(AuditEvent):
+        if returning or not _copies(AuditEvent):
             recorded = [AuditEvent(**fields, data=json.loads(text)) for fields, text in links]
             insert_rows(recorded)
         else:
@@ -182,7 +182,8 @@ def _link(
 
 
 def _copies(model: type[Model]) -> bool:
-    """Whether many rows of ``model`` are best written by ``COPY`` (PostgreSQL, psycopg 3)."""
+    """Whether rows of ``model`` can be written by ``COPY`` (PostgreSQL, psycopg 3): the
+    fastest way for many rows, and for a large one (a ``plan_all`` chunk's bindings)."""
     return psycopg3(connections[router.db_for_write(model)])
 
 
