@@ -113,6 +113,16 @@ class AcknowledgmentFields(BaseModel):
     manage_url: str
 
 
+def _providers(**params: str) -> dict[str, ProviderTemplate]:
+    """The Aliyun and Tencent parameters of a message: Aliyun's named ``${name}`` variables,
+    ``params`` (variable → field), and Tencent's numbered ``{1}``, ``{2}`` … in that order."""
+    numbered = {str(n): field for n, field in enumerate(params.values(), 1)}
+    return {
+        "aliyun": ProviderTemplate(params=params),
+        "tencent": ProviderTemplate(params=numbered),
+    }
+
+
 reminder = MessageTemplate(
     key=REMINDER,
     fields=ReminderFields,
@@ -149,28 +159,14 @@ reminder = MessageTemplate(
             ),
         ),
     },
-    providers={
-        # Aliyun: ${name} variables; Tencent: numbered {1}, {2} … in this order. How to
-        # cancel is fixed text of the approved template (providers cap a variable's length).
-        "aliyun": ProviderTemplate(
-            params={
-                "service": "service_name",
-                "date": "renewal_date",
-                "amount": "amount",
-                "currency": "currency",
-                "url": "cancel_url",
-            }
-        ),
-        "tencent": ProviderTemplate(
-            params={
-                "1": "service_name",
-                "2": "renewal_date",
-                "3": "amount",
-                "4": "currency",
-                "5": "cancel_url",
-            }
-        ),
-    },
+    # How to cancel is fixed text of the approved template (providers cap a variable's length).
+    providers=_providers(
+        service="service_name",
+        date="renewal_date",
+        amount="amount",
+        currency="currency",
+        url="cancel_url",
+    ),
 )
 
 #: Aliyun and Tencent parameters of the two price-change messages: the link is the consent
@@ -229,12 +225,7 @@ price_change = MessageTemplate(
             ),
         ),
     },
-    providers={
-        "aliyun": ProviderTemplate(params={**_PRICE_PARAMS, "url": "cancel_url"}),
-        "tencent": ProviderTemplate(
-            params={str(n): f for n, f in enumerate([*_PRICE_PARAMS.values(), "cancel_url"], 1)}
-        ),
-    },
+    providers=_providers(**_PRICE_PARAMS, url="cancel_url"),
 )
 
 price_change_consent = MessageTemplate(
@@ -281,12 +272,7 @@ price_change_consent = MessageTemplate(
             ),
         ),
     },
-    providers={
-        "aliyun": ProviderTemplate(params={**_PRICE_PARAMS, "url": "consent_url"}),
-        "tencent": ProviderTemplate(
-            params={str(n): f for n, f in enumerate([*_PRICE_PARAMS.values(), "consent_url"], 1)}
-        ),
-    },
+    providers=_providers(**_PRICE_PARAMS, url="consent_url"),
 )
 
 cancelled = MessageTemplate(
@@ -318,10 +304,7 @@ cancelled = MessageTemplate(
             ),
         ),
     },
-    providers={
-        "aliyun": ProviderTemplate(params={"service": "service_name", "date": "effective_date"}),
-        "tencent": ProviderTemplate(params={"1": "service_name", "2": "effective_date"}),
-    },
+    providers=_providers(service="service_name", date="effective_date"),
 )
 
 
@@ -354,29 +337,14 @@ resumed = MessageTemplate(
             ),
         ),
     },
-    providers={
-        "aliyun": ProviderTemplate(
-            params={
-                "service": "service_name",
-                "date": "renewal_date",
-                "amount": "amount",
-                "currency": "currency",
-            }
-        ),
-        "tencent": ProviderTemplate(
-            params={"1": "service_name", "2": "renewal_date", "3": "amount", "4": "currency"}
-        ),
-    },
+    providers=_providers(
+        service="service_name", date="renewal_date", amount="amount", currency="currency"
+    ),
 )
 
 
 #: Aliyun and Tencent parameters of the declaration confirmations.
-_DECLARATION_PROVIDERS = {
-    "aliyun": ProviderTemplate(
-        params={"service": "service_name", "contract": "contract", "date": "received_at"}
-    ),
-    "tencent": ProviderTemplate(params={"1": "service_name", "2": "contract", "3": "received_at"}),
-}
+_DECLARATION_PROVIDERS = _providers(service="service_name", contract="contract", date="received_at")
 
 cancellation_received = MessageTemplate(
     key=CANCELLATION_RECEIVED,
@@ -449,19 +417,9 @@ withdrawn = MessageTemplate(
 
 #: Aliyun and Tencent parameters of the two acknowledgments. How to cancel is fixed text of
 #: the approved template, as in the reminder.
-_ACKNOWLEDGMENT_PROVIDERS = {
-    "aliyun": ProviderTemplate(
-        params={
-            "service": "service_name",
-            "price": "price",
-            "date": "renewal_date",
-            "url": "manage_url",
-        }
-    ),
-    "tencent": ProviderTemplate(
-        params={"1": "service_name", "2": "price", "3": "renewal_date", "4": "manage_url"}
-    ),
-}
+_ACKNOWLEDGMENT_PROVIDERS = _providers(
+    service="service_name", price="price", date="renewal_date", url="manage_url"
+)
 
 acknowledgment = MessageTemplate(
     key=ACKNOWLEDGMENT,
