@@ -153,8 +153,9 @@ def test_terms_no_consent_binds_still_match_their_content_hash() -> None:
     assert "content hash" in found.reason
 
 
-def test_a_consent_written_outside_the_services_is_reported(subscription: Subscription) -> None:
-    forged = Consent.objects.create(
+def forge_consent(subscription: Subscription) -> Consent:
+    """A consent to the subscription's terms inserted past the services, as SQL would."""
+    return Consent.objects.create(
         subscription=subscription,
         user=subscription.user,
         terms=subscription.terms,
@@ -165,6 +166,10 @@ def test_a_consent_written_outside_the_services_is_reported(subscription: Subscr
         form_id="forged",
         control_initially_unticked=True,
     )
+
+
+def test_a_consent_written_outside_the_services_is_reported(subscription: Subscription) -> None:
+    forged = forge_consent(subscription)
     found = problem()
     assert (found.model, found.pk) == ("renewals.consent", forged.pk)
     assert "no audit event binds it" in found.reason
@@ -172,17 +177,7 @@ def test_a_consent_written_outside_the_services_is_reported(subscription: Subscr
 
 def test_a_consent_of_a_subscription_without_a_chain_is_reported() -> None:
     subscription = make_subscription()
-    forged = Consent.objects.create(
-        subscription=subscription,
-        user=subscription.user,
-        terms=subscription.terms,
-        terms_hash=subscription.terms.content_hash,
-        policy="cn",
-        granted_at=FIRST_RENEWAL,
-        channel="web",
-        form_id="forged",
-        control_initially_unticked=True,
-    )
+    forged = forge_consent(subscription)
     assert (problem().model, problem().pk) == ("renewals.consent", forged.pk)
 
 
