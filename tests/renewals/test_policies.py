@@ -533,6 +533,18 @@ def test_e003_a_lapse_remedy_turned_into_defer() -> None:
         assert check_ids() == []  # defer -> lapse asks more, not less
 
 
+def assert_only_e003(code: str, override: dict[str, Any], problem: str | None) -> None:
+    """A settings pack extending ``code`` with ``override`` passes the checks (``problem`` is
+    ``None``), or gets one ``renewals.E003`` that names ``problem``."""
+    with renewals(POLICIES={f"{code}-x": {"extends": code, **override}}):
+        messages = check_policies()
+    if problem is None:
+        assert messages == []
+    else:
+        assert [m.id for m in messages] == ["renewals.E003"]
+        assert problem in messages[0].msg
+
+
 @pytest.mark.parametrize(
     ("code", "override", "problem"),
     [
@@ -557,13 +569,7 @@ def test_e003_a_lapse_remedy_turned_into_defer() -> None:
 def test_e003_pack_level_weakenings(
     code: str, override: dict[str, Any], problem: str | None
 ) -> None:
-    with renewals(POLICIES={f"{code}-x": {"extends": code, **override}}):
-        messages = check_policies()
-    if problem is None:
-        assert messages == []
-    else:
-        assert [m.id for m in messages] == ["renewals.E003"]
-        assert problem in messages[0].msg
+    assert_only_e003(code, override, problem)
 
 
 def test_e003_waiting_for_receipts_may_not_be_dropped() -> None:
@@ -724,13 +730,7 @@ def test_price_change_rules_are_validated(price_change: dict[str, Any], error: s
 def test_e003_fresh_consent_may_only_be_asked_for_more_often(
     override: dict[str, Any], problem: str | None
 ) -> None:
-    with renewals(POLICIES={"cn-x": {"extends": "cn", **override}}):
-        messages = check_policies()
-    if problem is None:
-        assert messages == []
-    else:
-        assert [m.id for m in messages] == ["renewals.E003"]
-        assert problem in messages[0].msg
+    assert_only_e003("cn", override, problem)
 
 
 def test_e003_a_rule_counting_other_days_than_the_builtin() -> None:
